@@ -1,0 +1,1 @@
+"""Upstream protocols: one module per wire protocol, pure translation plus a registry."""

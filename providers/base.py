@@ -1,0 +1,195 @@
+"""What every provider module offers the router, and the data passed between them.
+
+A provider adapter is built once per configured provider (at table load) and does
+no I/O: it turns an OpenAI request into an `UpstreamCall`, an upstream body into an
+OpenAI body plus `Usage`, upstream SSE events into OpenAI chunks, and an upstream
+failure into one `UpstreamError`. The router does the HTTP around it.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from providers.sse import SSEEvent
+
+JSON = dict[str, Any]
+
+
+class Operation(enum.Enum):
+    CHAT = "chat"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+    TRANSCRIPTION = "transcription"
+
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+class UpstreamError(Exception):
+    """An upstream failure in OpenAI's terms. The router decides retries from
+    `retryable` and `retry_after` alone, never from which provider it was."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "upstream_error",
+        code: str | None = None,
+        param: str | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        context_window: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.retryable = status in RETRYABLE_STATUSES if retryable is None else retryable
+        self.retry_after = retry_after
+        # The prompt did not fit the model: a fallback with a larger window may serve it.
+        self.context_window = context_window
+
+    def client_status(self) -> int:
+        """What the client sees: the upstream's status where it means something to the
+        client, 502 where it is the gateway's own business (auth to the upstream, 529...)."""
+        if self.status in (401, 403, 407):
+            return 502  # our credentials, not the caller's
+        if self.status == 529 or self.status >= 600 or self.status < 400:
+            return 503 if self.status == 529 else 502
+        return self.status
+
+    def to_openai(self) -> JSON:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # True where the upstream gave no usage and the gateway counted it itself.
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_openai(self) -> JSON:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InlineImage:
+    """An image the router fetched (SSRF-guarded) for a provider that cannot fetch URLs."""
+
+    media_type: str
+    data_b64: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    """An OpenAI request validated at the edge.
+
+    `body` is the client's JSON object unchanged (unknown fields are carried, not
+    dropped); the typed fields are what the router itself needs. `public_model` is
+    the model id that is answering (the requested one, or a fallback)."""
+
+    operation: Operation
+    body: JSON
+    public_model: str
+    stream: bool = False
+    include_usage: bool = False
+    # Images the router fetched for this call, by URL (only for adapters that ask).
+    images: Mapping[str, InlineImage] = field(default_factory=dict)
+    # multipart (transcriptions): the form fields and the file, passed through.
+    form: Sequence[tuple[str, str]] = ()
+    file: tuple[str, bytes, str] | None = None  # (filename, content, content_type)
+    # The model's output cap from the route table, for protocols that require one.
+    max_output_length: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None = None  # JSON body; None where `multipart` is used
+    multipart: bool = False
+
+
+@dataclass(slots=True)
+class StreamState:
+    """Per-stream state shared by every translator: identity of the chunks, the usage
+    seen so far and how the stream ended."""
+
+    public_model: str
+    include_usage: bool
+    id: str = field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex[:24])
+    created: int = field(default_factory=lambda: int(time.time()))
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    completion_chars: int = 0  # for estimating usage when the upstream gives none
+    done: bool = False
+
+
+class StreamTranslator(Protocol):
+    state: StreamState
+
+    def feed(self, event: SSEEvent) -> list[bytes]:
+        """One upstream event in, zero or more OpenAI chunk payloads (JSON bytes) out.
+        Raises UpstreamError for an error event."""
+        ...
+
+    def finish(self) -> list[bytes]:
+        """The upstream body ended: payloads still owed (e.g. the usage chunk)."""
+        ...
+
+
+class Adapter(Protocol):
+    """One configured provider account, speaking one wire protocol."""
+
+    kind: str
+    operations: frozenset[Operation]
+    # Whether https image URLs must be fetched by the router and handed over inline.
+    inlines_image_urls: bool
+
+    def build_call(self, request: ApiRequest, upstream_model: str) -> UpstreamCall: ...
+
+    def parse_response(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]: ...
+
+    def stream_translator(self, request: ApiRequest) -> StreamTranslator: ...
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError: ...
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """`retry-after-ms` (OpenAI, Azure) or `retry-after` in seconds; HTTP dates are ignored."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,1 @@
+"""Simulators that speak each provider's real wire protocol, for `demo`, tests and bench."""

@@ -1,0 +1,127 @@
+"""What every simulator shares: the record of what it received, scripted faults, and
+the deterministic text and token counts it answers with."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One scripted misbehaviour, consumed by the next request that matches `path`."""
+
+    status: int | None = None  # answer this status with the protocol's error body
+    retry_after: float | None = None  # with a `retry-after` header
+    delay_first_byte: float = 0.0  # seconds before the response starts
+    delay_between_chunks: float = 0.0  # seconds between stream chunks
+    drop_before_response: bool = False  # close the connection without answering
+    drop_after_chunks: int | None = None  # close a stream after this many chunks
+    garbage: bool = False  # a body that is not the protocol
+    endless: bool = False  # a stream that never ends
+    path: str | None = None  # only requests whose path contains this
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+@dataclass
+class SimulatorState:
+    received: list[Received] = field(default_factory=list)
+    faults: deque[Fault] = field(default_factory=deque)
+    # Set when a client closed a stream before it ended (disconnect tests).
+    disconnects: int = 0
+    stream_delay: float = 0.0  # default pacing between chunks
+
+    def next_fault(self, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.path is None or fault.path in path:
+                self.faults.remove(fault)
+                return fault
+        return None
+
+
+SIMULATOR_STATE = web.AppKey("simulator_state", SimulatorState)
+
+
+async def record(request: web.Request) -> tuple[SimulatorState, Fault | None, bytes]:
+    """Record the request and return the fault scripted for it, if any."""
+    state = request.app[SIMULATOR_STATE]
+    body = await request.read()
+    state.received.append(Received(request.method, request.path, dict(request.query), dict(request.headers), body))
+    fault = state.next_fault(request.path)
+    if fault and fault.delay_first_byte:
+        await asyncio.sleep(fault.delay_first_byte)
+    if fault and fault.drop_before_response:
+        transport = request.transport
+        if transport is not None:
+            transport.close()
+        raise asyncio.CancelledError
+    return state, fault, body
+
+
+_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def count_tokens(text: str) -> int:
+    """A deterministic stand-in for a tokenizer: words and punctuation marks."""
+    return len(_WORD.findall(text))
+
+
+def reply_text(prompt: str, limit: int | None = None) -> str:
+    """The simulated answer: deterministic, says it is simulated, and honours max tokens."""
+    words = ("This is a simulated answer from llm-router's simulator. You said: " + prompt.strip()).split()
+    if limit is not None:
+        words = words[: max(1, limit)]
+    return " ".join(words)
+
+
+def split_words(text: str) -> list[str]:
+    """Stream pieces: each word with its leading space, as real tokens come."""
+    parts = text.split(" ")
+    return [parts[0]] + [" " + p for p in parts[1:]]
+
+
+def tool_arguments(schema: Any) -> dict[str, Any]:
+    """Arguments that satisfy a JSON schema's required properties (enums take the first value)."""
+    if not isinstance(schema, dict):
+        return {}
+    props = schema.get("properties") or {}
+    out: dict[str, Any] = {}
+    for name in schema.get("required") or list(props)[:1]:
+        spec = props.get(name) or {}
+        if "enum" in spec and spec["enum"]:
+            out[name] = spec["enum"][0]
+        elif spec.get("type") in ("integer", "number"):
+            out[name] = 1
+        elif spec.get("type") == "boolean":
+            out[name] = True
+        elif spec.get("type") == "array":
+            out[name] = []
+        elif spec.get("type") == "object":
+            out[name] = tool_arguments(spec)
+        else:
+            out[name] = "Hamburg" if "location" in name or "city" in name else "value"
+    return out
+
+
+def new_state_app(**kwargs: Any) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[SIMULATOR_STATE] = SimulatorState(**kwargs)
+    return app

@@ -1,0 +1,653 @@
+"""routes.yaml -> a typed, frozen RouteTable, validated once at load.
+
+Every mistake is collected (not just the first), each naming the file, the path
+inside it (`models.gpt-4o.targets[0].provider`) and what is wrong. Unknown fields
+are errors: a typo must not be silently ignored.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import orjson
+import yaml
+
+from providers.registry import KINDS
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A credential: `repr`, `str` and logs show [REDACTED]."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret([REDACTED])"
+
+    def __str__(self) -> str:
+        return "[REDACTED]"
+
+    def get(self) -> str:
+        return self.value
+
+
+class ModelType(enum.Enum):
+    CHAT = "chat"
+    EMBEDDING = "embedding"
+    TRANSCRIPTION = "transcription"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 5.0
+    first_byte: float = 120.0  # a long prompt on a big model can take this long to start
+    idle: float = 60.0  # between two chunks of a stream
+    total: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    failures: int = 3  # this many retryable failures ...
+    window: float = 30.0  # ... within this many seconds ...
+    duration: float = 30.0  # ... take the target out for this long, then probe it
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    name: str
+    kind: str
+    base_url: str = ""
+    api_key: Secret | None = None
+    api_version: str | None = None  # azure
+    anthropic_version: str = "2023-06-01"
+    project: str | None = None  # vertex
+    location: str | None = None  # vertex
+    token_file: str | None = None  # vertex: a file holding a bearer token
+    token_command: str | None = None  # vertex: a command printing a bearer token
+    timeouts: Timeouts = Timeouts()
+    max_retries: int = 2
+    max_concurrency: int = 256  # upstream requests in flight to this provider
+    max_queue: int = 512  # requests waiting for one of those slots; beyond: 503
+    cooldown: Cooldown = Cooldown()
+    simulated: bool = False  # set by `llm-router demo`
+
+
+@dataclass(frozen=True, slots=True)
+class MetaData:
+    max_sequence_length: int = 0
+    hidden_size: int = 0
+    max_output_length: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetConfig:
+    provider: str
+    model: str
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    id: str
+    type: ModelType
+    endpoints: tuple[str, ...]
+    meta_data: MetaData
+    targets: tuple[TargetConfig, ...]
+    fallbacks: tuple[str, ...] = ()
+    context_window_fallbacks: tuple[str, ...] = ()
+    limits: Limits | None = None
+    completions: bool = False
+    owned_by: str = ""
+    created: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfig:
+    name: str
+    key_sha256: bytes = field(repr=False)
+    models: frozenset[str] | None  # None: every model ("*")
+    limits: Limits | None = None
+    model_limits: Mapping[str, Limits] = field(default_factory=lambda: MappingProxyType({}))
+
+    def allows(self, model_id: str) -> bool:
+        return self.models is None or model_id in self.models
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """Bounds on everything a client controls."""
+
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_messages: int = 2048
+    max_content_parts: int = 256
+    max_tools: int = 256
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_model_id_length: int = 256
+    max_json_depth: int = 64
+    max_file_bytes: int = 25 * 1024 * 1024  # OpenAI's own transcription cap
+    max_header_bytes: int = 8190
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    shutdown_grace: float = 30.0
+    request_limits: RequestLimits = RequestLimits()
+
+
+class FailurePolicy(enum.Enum):
+    FAIL_OPEN = "fail_open"
+    FAIL_CLOSED = "fail_closed"
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    redis_url: Secret | None = None  # a URL may carry a password
+    key_prefix: str = "llmr:"
+    socket_timeout: float = 0.25
+    on_failure: FailurePolicy = FailurePolicy.FAIL_OPEN
+    expected_replicas: int = 1
+    spool_path: str = "var/usage-spool.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    key: Secret | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str = "INFO"
+    debug_content: bool = False  # log prompts and completions: never in production
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    path: str
+    version: str
+    server: ServerConfig
+    state: StateConfig
+    admin: AdminConfig
+    logging: LoggingConfig
+    providers: Mapping[str, ProviderConfig]
+    models: Mapping[str, ModelConfig]
+    keys: tuple[KeyConfig, ...]
+    keys_by_digest: Mapping[bytes, KeyConfig] = field(repr=False)
+
+    def secrets(self) -> list[str]:
+        """Every configured secret, for leak checks."""
+        found = [p.api_key.get() for p in self.providers.values() if p.api_key]
+        if self.admin.key:
+            found.append(self.admin.key.get())
+        return found
+
+
+# --- environment substitution -------------------------------------------------
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _EnvStr(str):
+    """A string that came from `${VAR}`: numeric fields may parse it."""
+
+
+def _substitute(node: Any, path: str, errors: list[str], file: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _substitute(v, _join(path, str(k)), errors, file) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, f"{path}[{i}]", errors, file) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+
+        def replace(m: re.Match[str]) -> str:
+            value = os.environ.get(m.group(1))
+            if value is None:
+                if m.group(2) is None:
+                    errors.append(f"{file}: {path}: environment variable {m.group(1)} is not set")
+                    return ""
+                return m.group(2)
+            return value
+
+        return _EnvStr(_VAR.sub(replace, node))
+    return node
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+# --- a small reader that records every mistake with its path ----------------------
+
+
+class _Reader:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.errors: list[str] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(f"{self.file}: {path}: {message}")
+
+    def mapping(self, node: Any, path: str, allowed: set[str], required: tuple[str, ...] = ()) -> dict[str, Any]:
+        if node is None:
+            node = {}
+        if not isinstance(node, dict):
+            self.error(path or "(top level)", f"expected a mapping, got {_type_name(node)}")
+            return {}
+        for key in node:
+            if key not in allowed:
+                hint = _closest(str(key), allowed)
+                self.error(_join(path, str(key)), "unknown field" + (f" (did you mean '{hint}'?)" if hint else ""))
+        for key in required:
+            if node.get(key) in (None, ""):
+                self.error(_join(path, key), "required field is missing")
+        return node
+
+    def string(self, node: dict[str, Any], key: str, path: str, default: str | None = None) -> str | None:
+        value = node.get(key)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.error(_join(path, key), f"expected a string, got {_type_name(value)}")
+            return default
+        return str(value)
+
+    def number(self, node: dict[str, Any], key: str, path: str, default: T, kind: Callable[[Any], T],
+               minimum: float = 0) -> T:
+        value = node.get(key)
+        if value is None or value == "":
+            return default
+        if isinstance(value, _EnvStr):
+            try:
+                value = kind(value)
+            except ValueError:
+                self.error(_join(path, key), f"expected a number, got '{value}'")
+                return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+            self.error(_join(path, key), f"expected {'an integer' if kind is int else 'a number'}, got {_type_name(value)}")
+            return default
+        if value < minimum:
+            self.error(_join(path, key), f"must be at least {minimum}")
+            return default
+        return kind(value)
+
+    def boolean(self, node: dict[str, Any], key: str, path: str, default: bool) -> bool:
+        value = node.get(key)
+        if value is None or value == "":
+            return default
+        if isinstance(value, _EnvStr) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if not isinstance(value, bool):
+            self.error(_join(path, key), f"expected true or false, got {_type_name(value)}")
+            return default
+        return value
+
+    def string_list(self, node: dict[str, Any], key: str, path: str) -> tuple[str, ...] | None:
+        value = node.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.error(_join(path, key), "expected a list of strings")
+            return None
+        return tuple(value)
+
+    def secret(self, node: dict[str, Any], key: str, path: str) -> Secret | None:
+        value = self.string(node, key, path)
+        return Secret(value) if value else None
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _closest(word: str, options: set[str]) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.7)
+    return matches[0] if matches else None
+
+
+def _dataclass_fields(cls: type) -> set[str]:
+    return set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+
+
+# --- the sections ----------------------------------------------------------------
+
+
+def _read_timeouts(r: _Reader, node: Any, path: str) -> Timeouts:
+    node = r.mapping(node, path, _dataclass_fields(Timeouts))
+    d = Timeouts()
+    return Timeouts(**{f: r.number(node, f, path, getattr(d, f), float, 0.001) for f in _dataclass_fields(Timeouts)})
+
+
+def _read_cooldown(r: _Reader, node: Any, path: str) -> Cooldown:
+    node = r.mapping(node, path, _dataclass_fields(Cooldown))
+    d = Cooldown()
+    return Cooldown(
+        failures=r.number(node, "failures", path, d.failures, int, 1),
+        window=r.number(node, "window", path, d.window, float, 0.001),
+        duration=r.number(node, "duration", path, d.duration, float, 0),
+    )
+
+
+def _read_limits(r: _Reader, node: Any, path: str) -> Limits | None:
+    if node is None:
+        return None
+    node = r.mapping(node, path, {"rpm", "tpm", "concurrency"})
+    return Limits(
+        rpm=r.number(node, "rpm", path, None, int, 1),
+        tpm=r.number(node, "tpm", path, None, int, 1),
+        concurrency=r.number(node, "concurrency", path, None, int, 1),
+    )
+
+
+_PROVIDER_FIELDS = _dataclass_fields(ProviderConfig) - {"name", "simulated"}
+
+
+def _read_provider(r: _Reader, name: str, node: Any) -> ProviderConfig | None:
+    path = f"providers.{name}"
+    node = r.mapping(node, path, _PROVIDER_FIELDS, ("kind",))
+    kind = r.string(node, "kind", path)
+    if kind is None:
+        return None
+    if kind not in KINDS:
+        r.error(f"{path}.kind", f"unknown kind '{kind}' (known: {', '.join(sorted(KINDS))})")
+        return None
+    for needed in KINDS[kind].required:
+        if node.get(needed) in (None, "") and needed != "kind":
+            r.error(f"{path}.{needed}", f"required for kind '{kind}'")
+    base_url = (r.string(node, "base_url", path, "") or "").rstrip("/")
+    if base_url and not re.match(r"^https?://[^/\s]+", base_url):
+        r.error(f"{path}.base_url", f"expected an http(s) URL, got '{base_url}'")
+    d = ProviderConfig(name=name, kind=kind)
+    return ProviderConfig(
+        name=name,
+        kind=kind,
+        base_url=base_url,
+        api_key=r.secret(node, "api_key", path),
+        api_version=r.string(node, "api_version", path),
+        anthropic_version=r.string(node, "anthropic_version", path, d.anthropic_version) or d.anthropic_version,
+        project=r.string(node, "project", path),
+        location=r.string(node, "location", path),
+        token_file=r.string(node, "token_file", path),
+        token_command=r.string(node, "token_command", path),
+        timeouts=_read_timeouts(r, node.get("timeouts"), f"{path}.timeouts"),
+        max_retries=r.number(node, "max_retries", path, d.max_retries, int, 0),
+        max_concurrency=r.number(node, "max_concurrency", path, d.max_concurrency, int, 1),
+        max_queue=r.number(node, "max_queue", path, d.max_queue, int, 0),
+        cooldown=_read_cooldown(r, node.get("cooldown"), f"{path}.cooldown"),
+    )
+
+
+_MODEL_FIELDS = {"type", "endpoints", "meta_data", "targets", "fallbacks", "context_window_fallbacks",
+                 "limits", "completions", "owned_by", "created"}
+_ENDPOINT = re.compile(r"^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+_RESERVED_ENDPOINTS = {"/admin", "/healthz", "/readyz", "/metrics", "/openapi.json"}
+
+
+def _read_model(r: _Reader, model_id: str, node: Any, providers: Mapping[str, ProviderConfig]) -> ModelConfig | None:
+    path = f"models.{model_id}"
+    node = r.mapping(node, path, _MODEL_FIELDS, ("targets",))
+    type_name = r.string(node, "type", path, "chat")
+    try:
+        model_type = ModelType(type_name)
+    except ValueError:
+        r.error(f"{path}.type", f"unknown type '{type_name}' (chat, embedding or transcription)")
+        model_type = ModelType.CHAT
+    endpoints = r.string_list(node, "endpoints", path) or ("/v1", "/v2")
+    for i, ep in enumerate(endpoints):
+        if not _ENDPOINT.match(ep) or ep in _RESERVED_ENDPOINTS:
+            r.error(f"{path}.endpoints[{i}]", f"'{ep}' is not a usable path prefix like /v1")
+    meta_node = r.mapping(node.get("meta_data"), f"{path}.meta_data", _dataclass_fields(MetaData))
+    meta = MetaData(**{f: r.number(meta_node, f, f"{path}.meta_data", 0, int, 0) for f in _dataclass_fields(MetaData)})
+    targets: list[TargetConfig] = []
+    raw_targets = node.get("targets")
+    if raw_targets is not None and (not isinstance(raw_targets, list) or not raw_targets):
+        r.error(f"{path}.targets", "expected a non-empty list of {provider, model, weight}")
+        raw_targets = []
+    for i, t in enumerate(raw_targets or []):
+        tpath = f"{path}.targets[{i}]"
+        t = r.mapping(t, tpath, {"provider", "model", "weight"}, ("provider", "model"))
+        provider = r.string(t, "provider", tpath)
+        upstream_model = r.string(t, "model", tpath)
+        if provider and provider not in providers:
+            r.error(f"{tpath}.provider", f"unknown provider '{provider}'")
+        if provider and upstream_model:
+            targets.append(TargetConfig(provider, upstream_model, r.number(t, "weight", tpath, 1, int, 1)))
+    return ModelConfig(
+        id=model_id,
+        type=model_type,
+        endpoints=endpoints,
+        meta_data=meta,
+        targets=tuple(targets),
+        fallbacks=r.string_list(node, "fallbacks", path) or (),
+        context_window_fallbacks=r.string_list(node, "context_window_fallbacks", path) or (),
+        limits=_read_limits(r, node.get("limits"), f"{path}.limits"),
+        completions=r.boolean(node, "completions", path, False),
+        owned_by=r.string(node, "owned_by", path, "") or "",
+        created=r.number(node, "created", path, 0, int, 0),
+    )
+
+
+def _read_key(r: _Reader, i: int, node: Any, models: Mapping[str, ModelConfig]) -> KeyConfig | None:
+    path = f"keys[{i}]"
+    node = r.mapping(node, path, {"name", "key", "key_sha256", "models", "limits", "model_limits"}, ("name",))
+    name = r.string(node, "name", path)
+    key = r.string(node, "key", path)
+    digest_hex = r.string(node, "key_sha256", path)
+    digest: bytes | None = None
+    if key and digest_hex:
+        r.error(path, "give either key or key_sha256, not both")
+    elif key:
+        digest = hashlib.sha256(key.encode()).digest()
+    elif digest_hex:
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", digest_hex):
+            r.error(f"{path}.key_sha256", "expected 64 hex digits")
+        else:
+            digest = bytes.fromhex(digest_hex)
+    else:
+        r.error(f"{path}.key", "required field is missing (key or key_sha256)")
+    model_list = r.string_list(node, "models", path)
+    allowed: frozenset[str] | None = frozenset()
+    if model_list is None:
+        r.error(f"{path}.models", "required field is missing (a list of model ids, or [\"*\"])")
+    elif "*" in model_list:
+        allowed = None
+    else:
+        for j, m in enumerate(model_list):
+            if m not in models:
+                r.error(f"{path}.models[{j}]", f"unknown model '{m}'")
+        allowed = frozenset(model_list)
+    per_model: dict[str, Limits] = {}
+    ml_node = r.mapping(node.get("model_limits"), f"{path}.model_limits", set(models))
+    for m, lim in ml_node.items():
+        parsed = _read_limits(r, lim, f"{path}.model_limits.{m}")
+        if parsed:
+            per_model[str(m)] = parsed
+    if name is None or digest is None:
+        return None
+    return KeyConfig(name=name, key_sha256=digest, models=allowed,
+                     limits=_read_limits(r, node.get("limits"), f"{path}.limits"),
+                     model_limits=MappingProxyType(per_model))
+
+
+def _read_server(r: _Reader, node: Any) -> ServerConfig:
+    node = r.mapping(node, "server", {"host", "port", "shutdown_grace", "request_limits"})
+    d = ServerConfig()
+    lim_node = r.mapping(node.get("request_limits"), "server.request_limits", _dataclass_fields(RequestLimits))
+    dl = RequestLimits()
+    limits = RequestLimits(**{f: r.number(lim_node, f, "server.request_limits", getattr(dl, f), int, 1)
+                              for f in _dataclass_fields(RequestLimits)})
+    return ServerConfig(
+        host=r.string(node, "host", "server", d.host) or d.host,
+        port=r.number(node, "port", "server", d.port, int, 0),
+        shutdown_grace=r.number(node, "shutdown_grace", "server", d.shutdown_grace, float, 0),
+        request_limits=limits,
+    )
+
+
+def _read_state(r: _Reader, node: Any) -> StateConfig:
+    node = r.mapping(node, "state", _dataclass_fields(StateConfig))
+    d = StateConfig()
+    policy_name = r.string(node, "on_failure", "state", d.on_failure.value)
+    try:
+        policy = FailurePolicy(policy_name)
+    except ValueError:
+        r.error("state.on_failure", f"expected fail_open or fail_closed, got '{policy_name}'")
+        policy = d.on_failure
+    url = r.string(node, "redis_url", "state")
+    if url and not re.match(r"^(redis|rediss|unix)://", url):
+        r.error("state.redis_url", "expected a redis://, rediss:// or unix:// URL")
+    return StateConfig(
+        redis_url=Secret(url) if url else None,
+        key_prefix=r.string(node, "key_prefix", "state", d.key_prefix) or d.key_prefix,
+        socket_timeout=r.number(node, "socket_timeout", "state", d.socket_timeout, float, 0.001),
+        on_failure=policy,
+        expected_replicas=r.number(node, "expected_replicas", "state", d.expected_replicas, int, 1),
+        spool_path=r.string(node, "spool_path", "state", d.spool_path) or d.spool_path,
+    )
+
+
+def parse(data: Any, file: str = "routes.yaml") -> RouteTable:
+    """Validate an already-parsed YAML document; raise ConfigError with every mistake."""
+    errors: list[str] = []
+    data = _substitute(data, "", errors, file)
+    r = _Reader(file)
+    r.errors.extend(errors)
+    top = r.mapping(data, "", {"server", "state", "admin", "logging", "providers", "models", "keys"},
+                    ("providers", "models"))
+    server = _read_server(r, top.get("server"))
+    state = _read_state(r, top.get("state"))
+    admin_node = r.mapping(top.get("admin"), "admin", {"key"})
+    admin = AdminConfig(key=r.secret(admin_node, "key", "admin"))
+    log_node = r.mapping(top.get("logging"), "logging", {"level", "debug_content"})
+    level = (r.string(log_node, "level", "logging", "INFO") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        r.error("logging.level", f"expected DEBUG, INFO, WARNING or ERROR, got '{level}'")
+    logging_cfg = LoggingConfig(level=level, debug_content=r.boolean(log_node, "debug_content", "logging", False))
+
+    providers: dict[str, ProviderConfig] = {}
+    for name, node in r.mapping(top.get("providers"), "providers", set(top.get("providers") or {})).items():
+        p = _read_provider(r, str(name), node)
+        if p:
+            providers[str(name)] = p
+
+    models: dict[str, ModelConfig] = {}
+    raw_models = top.get("models") or {}
+    if isinstance(raw_models, list):
+        r.error("models", "expected a mapping of model id to model")
+        raw_models = {}
+    for model_id, node in r.mapping(raw_models, "models", set(raw_models)).items():
+        m = _read_model(r, str(model_id), node, providers)
+        if m:
+            models[str(model_id)] = m
+    for m in models.values():
+        for field_name in ("fallbacks", "context_window_fallbacks"):
+            for j, fb in enumerate(getattr(m, field_name)):
+                if fb not in models:
+                    r.error(f"models.{m.id}.{field_name}[{j}]", f"unknown model '{fb}'")
+                elif fb == m.id:
+                    r.error(f"models.{m.id}.{field_name}[{j}]", "a model cannot fall back to itself")
+        if m.completions and m.type is not ModelType.CHAT:
+            r.error(f"models.{m.id}.completions", "only chat models can serve raw completions")
+
+    keys: list[KeyConfig] = []
+    raw_keys = top.get("keys") or []
+    if not isinstance(raw_keys, list):
+        r.error("keys", "expected a list of keys")
+        raw_keys = []
+    seen_names: dict[str, int] = {}
+    by_digest: dict[bytes, KeyConfig] = {}
+    for i, node in enumerate(raw_keys):
+        k = _read_key(r, i, node, models)
+        if k is None:
+            continue
+        if k.name in seen_names:
+            r.error(f"keys[{i}].name", f"duplicate key name '{k.name}' (also keys[{seen_names[k.name]}])")
+        if k.key_sha256 in by_digest:
+            r.error(f"keys[{i}].key", f"the same key is already given to '{by_digest[k.key_sha256].name}'")
+        if admin.key and hashlib.sha256(admin.key.get().encode()).digest() == k.key_sha256:
+            r.error(f"keys[{i}].key", "a client key must differ from the admin key")
+        seen_names[k.name] = i
+        by_digest[k.key_sha256] = k
+        keys.append(k)
+
+    if r.errors:
+        raise ConfigError(r.errors)
+    version = hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:12]
+    return RouteTable(
+        path=file,
+        version=version,
+        server=server,
+        state=state,
+        admin=admin,
+        logging=logging_cfg,
+        providers=MappingProxyType(providers),
+        models=MappingProxyType(models),
+        keys=tuple(keys),
+        keys_by_digest=MappingProxyType(by_digest),
+    )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys (a second `gpt-4o:` would silently win)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}'", key_node.start_mark)
+        seen[key] = loader.construct_object(value_node, deep=deep)  # type: ignore[no-untyped-call]
+    return seen
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load(path: str | Path) -> RouteTable:
+    """Read and validate a route table file; raise ConfigError naming every mistake."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{file}: not UTF-8 text"]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{file}: invalid YAML: {exc}"]) from None
+    return parse(data, file)
+
+
+def replace_providers(table: RouteTable, providers: Mapping[str, ProviderConfig]) -> RouteTable:
+    """The same table with other provider accounts (used by `demo`)."""
+    import dataclasses
+
+    return dataclasses.replace(table, providers=MappingProxyType(dict(providers)))
