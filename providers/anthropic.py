@@ -1,0 +1,419 @@
+"""OpenAI chat <-> Anthropic Messages API, for `anthropic` and `anthropic-vertex`.
+
+The two kinds differ only in data (`AnthropicVariant`): URL, auth header, and where
+the model and the API version go. Translation is pure; the stream part lives in
+`providers.anthropic_stream`.
+
+What becomes of each OpenAI chat parameter (rejections are 400
+`invalid_request_error` naming the parameter in `param`, before any upstream call):
+
+| OpenAI                          | Anthropic                                                          |
+|---------------------------------|--------------------------------------------------------------------|
+| `model`                         | the target's upstream model (body on anthropic, URL on vertex)     |
+| `messages` system / developer   | top-level `system` text blocks, in order, wherever they were       |
+| `messages` user / assistant     | `messages`; consecutive same-role turns merged into one            |
+| `messages` tool                 | `tool_result` blocks in one user turn (a turn's results together)  |
+| assistant `tool_calls`          | `tool_use` blocks (arguments parsed; invalid JSON: 400)            |
+| `image_url` `data:` URI         | base64 image (jpeg, png, gif, webp; any other type: 400)          |
+| `image_url` https URL           | URL image (anthropic); the router's fetched copy as base64 (vertex)|
+| `image_url.detail`, msg `name`  | dropped: no equivalent, no effect on the answer's form             |
+| `input_audio`, `file` parts     | 400                                                                |
+| `max_completion_tokens`         | `max_tokens` (first choice)                                        |
+| `max_tokens`                    | `max_tokens`; absent: the model's max_output_length, else 4096     |
+| `temperature`                   | `temperature` if 0..1; above 1: 400 (clamping would change meaning)|
+| `top_p`                         | `top_p`                                                            |
+| `stop` (string or list)         | `stop_sequences` (list)                                            |
+| `user` / `safety_identifier`    | `metadata.user_id`                                                 |
+| `stream`                        | `stream`                                                           |
+| `stream_options`                | dropped (include_usage is the router's, honoured by the translator)|
+| `tools` (function)              | `tools[{name, description, input_schema}]`; other tool types: 400  |
+| `tools[].function.strict`       | dropped (Anthropic follows the schema without a strict mode flag)  |
+| `tool_choice`                   | auto/none/required/named -> `{type: auto/none/any/tool}`           |
+| `parallel_tool_calls`           | false: `tool_choice.disable_parallel_tool_use`; true: default      |
+| `n`                             | 1: dropped; more: 400                                              |
+| `seed`                          | dropped (best-effort only, even on OpenAI)                         |
+| `logprobs`, `top_logprobs`      | false / 0: dropped; otherwise 400                                  |
+| `frequency_penalty`, `presence_penalty` | 0: dropped; otherwise 400                                  |
+| `logit_bias`                    | empty: dropped; otherwise 400                                      |
+| `response_format`               | `text`: dropped; `json_object` / `json_schema`: 400                |
+| `service_tier`, `store`, `metadata`, `prompt_cache_key`, `prediction` | dropped: OpenAI-side bookkeeping |
+| `modalities`                    | `["text"]`: dropped; otherwise 400                                 |
+| `audio`, `reasoning_effort`, `verbosity`, `web_search_options`, `functions`, `function_call` | 400 |
+| `top_k` (not OpenAI; Anthropic's own) | `top_k`                                                      |
+| anything else                   | 400 naming it (never silently dropped)                             |
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from providers.anthropic_stream import AnthropicStreamTranslator, from_anthropic_response, parse_anthropic_error
+from providers.base import JSON, ApiRequest, Operation, StreamState, UpstreamCall, UpstreamError, Usage, dumps
+
+if TYPE_CHECKING:
+    from router.config import ProviderConfig
+
+DEFAULT_MAX_TOKENS = 4096
+IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+# Parameters with no Anthropic equivalent that change nothing when left out, and the
+# values under which that holds (None: any value).
+HARMLESS: dict[str, tuple[Any, ...] | None] = {
+    "n": (None, 1),
+    "seed": None,
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "frequency_penalty": (None, 0, 0.0),
+    "presence_penalty": (None, 0, 0.0),
+    "logit_bias": (None, {}),
+    "stream_options": None,
+    "parallel_tool_calls": (None, True, False),  # false is translated, see _tool_choice
+    "service_tier": None,
+    "store": None,
+    "metadata": None,
+    "prompt_cache_key": None,
+    "prediction": None,
+    "response_format": (None, {"type": "text"}),
+    "modalities": (None, ["text"]),
+}
+# Parameters the translation below consumes.
+TRANSLATED = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "user",
+        "safety_identifier",
+        "stream",
+        "tools",
+        "tool_choice",
+        "top_k",
+    }
+)
+
+
+def invalid(message: str, param: str) -> UpstreamError:
+    return UpstreamError(400, message, type="invalid_request_error", param=param, retryable=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AnthropicVariant:
+    """Where one flavour of the Messages API differs from the others."""
+
+    kind: str
+    path: str  # appended to base_url; {project} {location} {model} {method} filled in
+    plain_method: str  # {method} for a plain call ...
+    stream_method: str  # ... and for a streamed one
+    bearer_auth: bool  # Authorization: Bearer (vertex) instead of x-api-key
+    model_in_body: bool
+    version_in_body: str | None  # body `anthropic_version`; None: `anthropic-version` header
+    inlines_image_urls: bool
+
+
+ANTHROPIC = AnthropicVariant("anthropic", "/v1/messages", "", "", False, True, None, False)
+ANTHROPIC_VERTEX = AnthropicVariant(
+    "anthropic-vertex",
+    "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{model}:{method}",
+    "rawPredict",
+    "streamRawPredict",
+    True,
+    False,
+    "vertex-2023-10-16",
+    True,
+)
+
+
+class AnthropicAdapter:
+    operations = frozenset({Operation.CHAT})
+
+    def __init__(self, config: ProviderConfig, variant: AnthropicVariant) -> None:
+        self.config = config
+        self.variant = variant
+        self.kind = variant.kind
+        self.inlines_image_urls = variant.inlines_image_urls
+
+    def build_call(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
+        variant, config = self.variant, self.config
+        body = to_anthropic_request(request, upstream_model, variant)
+        path = variant.path.format(
+            project=config.project,
+            location=config.location,
+            model=upstream_model,
+            method=variant.stream_method if request.stream else variant.plain_method,
+        )
+        headers = {"content-type": "application/json"}
+        key = config.api_key.get() if config.api_key else ""
+        if variant.bearer_auth:
+            headers["authorization"] = f"Bearer {key or _token_from_file(config)}"
+        else:
+            headers["x-api-key"] = key
+            headers["anthropic-version"] = config.anthropic_version
+        return UpstreamCall(url=config.base_url.rstrip("/") + path, headers=headers, body=dumps(body))
+
+    def parse_response(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
+        response, usage = from_anthropic_response(request, body)
+        return dumps(response), usage
+
+    def stream_translator(self, request: ApiRequest) -> AnthropicStreamTranslator:
+        return AnthropicStreamTranslator(StreamState(request.public_model, request.include_usage))
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        return parse_anthropic_error(status, headers, body)
+
+
+def _token_from_file(config: ProviderConfig) -> str:
+    """A bearer token kept fresh in a file by a sidecar: a small local read per call."""
+    if not config.token_file:
+        return ""
+    with open(config.token_file, encoding="utf-8") as handle:
+        return handle.read().strip()
+
+
+ADAPTERS = {
+    "anthropic": lambda config: AnthropicAdapter(config, ANTHROPIC),
+    "anthropic-vertex": lambda config: AnthropicAdapter(config, ANTHROPIC_VERTEX),
+}
+
+
+# --- request -------------------------------------------------------------------
+
+
+def to_anthropic_request(request: ApiRequest, upstream_model: str, variant: AnthropicVariant = ANTHROPIC) -> JSON:
+    body = request.body
+    _reject_untranslatable(body)
+    system, messages = _to_anthropic_messages(body.get("messages") or [], request, variant.inlines_image_urls)
+    out: JSON = {}
+    if variant.model_in_body:
+        out["model"] = upstream_model
+    if variant.version_in_body:
+        out["anthropic_version"] = variant.version_in_body
+    out["max_tokens"] = _max_tokens(body, request.max_output_length)
+    out["messages"] = messages
+    if system:
+        out["system"] = system
+    out.update(_sampling(body))
+    tools = _tools(body.get("tools"))
+    if tools:
+        out["tools"] = tools
+        choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+        if choice:
+            out["tool_choice"] = choice
+    elif body.get("tool_choice") not in (None, "none", "auto"):
+        raise invalid("tool_choice needs tools", "tool_choice")
+    if body.get("stream"):
+        out["stream"] = True
+    return out
+
+
+def _reject_untranslatable(body: Mapping[str, Any]) -> None:
+    for name, value in body.items():
+        if name in TRANSLATED:
+            continue
+        if name in HARMLESS:
+            allowed = HARMLESS[name]
+            if allowed is None or value in allowed:
+                continue
+            raise invalid(f"{name}={orjson.dumps(value).decode()[:80]} is not supported by Anthropic models", name)
+        raise invalid(f"{name} is not supported by Anthropic models", name)
+
+
+def _max_tokens(body: Mapping[str, Any], max_output_length: int) -> int:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise invalid(f"{name} must be a positive integer", name)
+        return value
+    return max_output_length or DEFAULT_MAX_TOKENS
+
+
+def _sampling(body: Mapping[str, Any]) -> JSON:
+    out: JSON = {}
+    temperature = body.get("temperature")
+    if temperature is not None:
+        if not isinstance(temperature, int | float) or not 0 <= temperature <= 1:
+            raise invalid("temperature must be between 0 and 1 for Anthropic models", "temperature")
+        out["temperature"] = temperature
+    for name in ("top_p", "top_k"):
+        if body.get(name) is not None:
+            out[name] = body[name]
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        out["stop_sequences"] = [stop]
+    elif isinstance(stop, list) and stop:
+        if not all(isinstance(s, str) for s in stop):
+            raise invalid("stop must be a string or a list of strings", "stop")
+        out["stop_sequences"] = stop
+    elif stop is not None and stop != []:
+        raise invalid("stop must be a string or a list of strings", "stop")
+    user = body.get("user") or body.get("safety_identifier")
+    if user is not None:
+        out["metadata"] = {"user_id": str(user)}
+    return out
+
+
+def _tools(tools: Any) -> list[JSON]:
+    if not tools:
+        return []
+    out: list[JSON] = []
+    if not isinstance(tools, list):
+        raise invalid("tools must be a list", "tools")
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
+            raise invalid("only function tools with a name are supported by Anthropic models", f"tools[{i}]")
+        spec: JSON = {"name": function["name"]}
+        if function.get("description"):
+            spec["description"] = function["description"]
+        spec["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+        out.append(spec)
+    return out
+
+
+def _tool_choice(choice: Any, parallel_tool_calls: Any) -> JSON | None:
+    if choice is None or choice == "auto":
+        out: JSON = {"type": "auto"}
+    elif choice == "none":
+        return {"type": "none"}
+    elif choice == "required":
+        out = {"type": "any"}
+    elif isinstance(choice, dict) and choice.get("type") == "function" and (choice.get("function") or {}).get("name"):
+        out = {"type": "tool", "name": choice["function"]["name"]}
+    else:
+        raise invalid("tool_choice must be auto, none, required or a named function", "tool_choice")
+    if parallel_tool_calls is False:
+        out["disable_parallel_tool_use"] = True
+    elif choice is None:
+        return None  # the API's own default is auto with parallel calls
+    return out
+
+
+def _to_anthropic_messages(
+    messages: list[Any], request: ApiRequest, inline_urls: bool
+) -> tuple[list[JSON], list[JSON]]:
+    """(system blocks, messages): system/developer lifted out, the rest merged by role."""
+    system: list[JSON] = []
+    turns: list[JSON] = []
+    for i, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role in ("system", "developer"):
+            system.extend({"type": "text", "text": t} for t in _texts(message.get("content"), f"messages[{i}].content"))
+            continue
+        if role == "user":
+            turn_role, blocks = "user", _user_blocks(message.get("content"), request, inline_urls, i)
+        elif role == "assistant":
+            turn_role, blocks = "assistant", _assistant_blocks(message, i)
+        elif role == "tool":
+            turn_role, blocks = "user", [_tool_result_block(message, i)]
+        else:
+            raise invalid(f"messages[{i}].role {role!r} is not supported by Anthropic models", f"messages[{i}].role")
+        if turns and turns[-1]["role"] == turn_role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": turn_role, "content": blocks})
+    return system, turns
+
+
+def _texts(content: Any, param: str) -> list[str]:
+    """The texts of a string or a list of text parts (empty ones left out: the API refuses them)."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [content] if content else []
+    if not isinstance(content, list):
+        raise invalid("content must be a string or a list of parts", param)
+    texts: list[str] = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
+            raise invalid("only text parts are allowed here", f"{param}[{j}]")
+        text = part.get("text") if part["type"] == "text" else part.get("refusal")
+        if text:
+            texts.append(str(text))
+    return texts
+
+
+def _user_blocks(content: Any, request: ApiRequest, inline_urls: bool, i: int) -> list[JSON]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list):
+        raise invalid("user content must be a string or a list of parts", f"messages[{i}].content")
+    blocks: list[JSON] = []
+    for j, part in enumerate(content):
+        param = f"messages[{i}].content[{j}]"
+        part_type = part.get("type") if isinstance(part, dict) else None
+        if part_type == "text":
+            blocks.append({"type": "text", "text": str(part.get("text") or "")})
+        elif part_type == "image_url":
+            blocks.append(_image_block(part.get("image_url"), request, inline_urls, param))
+        else:
+            raise invalid(f"content part type {part_type!r} is not supported by Anthropic models", param)
+    return blocks
+
+
+def _image_block(image_url: Any, request: ApiRequest, inline_urls: bool, param: str) -> JSON:
+    url = image_url.get("url") if isinstance(image_url, dict) else image_url
+    if not isinstance(url, str) or not url:
+        raise invalid("image_url.url is required", param)
+    if url.startswith("data:"):
+        header, sep, data = url[5:].partition(",")
+        media_type, _, encoding = header.partition(";")
+        if not sep or encoding != "base64":
+            raise invalid("an image data URI must be data:<media type>;base64,<data>", param)
+        return _base64_image(media_type.lower(), data, param)
+    inline = request.images.get(url)
+    if inline is not None:  # fetched by the router (SSRF-guarded) for a variant that cannot take URLs
+        return _base64_image(inline.media_type.lower(), inline.data_b64, param)
+    if not url.startswith("https://"):
+        raise invalid("an image URL must be https", param)
+    if inline_urls:
+        raise invalid("the image at this URL could not be fetched", param)
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _base64_image(media_type: str, data: str, param: str) -> JSON:
+    if media_type not in IMAGE_MEDIA_TYPES:
+        raise invalid(f"image type {media_type!r} is not supported (jpeg, png, gif, webp)", param)
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise invalid("image data is not valid base64", param) from exc
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[JSON]:
+    if message.get("function_call"):
+        raise invalid("function_call (legacy) is not supported; use tool_calls", f"messages[{i}].function_call")
+    blocks: list[JSON] = [{"type": "text", "text": t} for t in _texts(message.get("content"), f"messages[{i}].content")]
+    for j, call in enumerate(message.get("tool_calls") or []):
+        param = f"messages[{i}].tool_calls[{j}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not call.get("id") or not function.get("name"):
+            raise invalid("a tool call needs an id and a function name", param)
+        arguments = function.get("arguments") or "{}"
+        try:
+            parsed = orjson.loads(arguments)
+        except orjson.JSONDecodeError as exc:
+            raise invalid("tool call arguments are not valid JSON", f"{param}.function.arguments") from exc
+        if not isinstance(parsed, dict):
+            raise invalid("tool call arguments must be a JSON object", f"{param}.function.arguments")
+        blocks.append({"type": "tool_use", "id": call["id"], "name": function["name"], "input": parsed})
+    return blocks
+
+
+def _tool_result_block(message: Mapping[str, Any], i: int) -> JSON:
+    tool_call_id = message.get("tool_call_id")
+    if not tool_call_id:
+        raise invalid("a tool message needs tool_call_id", f"messages[{i}].tool_call_id")
+    texts = _texts(message.get("content"), f"messages[{i}].content")
+    return {"type": "tool_result", "tool_use_id": tool_call_id, "content": "\n".join(texts)}

@@ -1,0 +1,272 @@
+"""Anthropic Messages -> OpenAI, the parts shared by plain and streamed answers:
+stop reasons, usage, errors, and the event-by-event stream translator.
+
+The stream translator is sans-IO: it gets parsed SSE events (from `providers.sse`)
+and returns `chat.completion.chunk` payloads, one event at a time, never buffering
+the answer. Tool calls are numbered among themselves (0, 1, ...) as OpenAI clients
+expect, not by Anthropic's content block index (a text block usually comes first).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from providers.base import JSON, ApiRequest, StreamState, UpstreamError, Usage, dumps, retry_after_seconds
+from providers.sse import SSEEvent
+
+STOP_REASON_TO_FINISH_REASON: dict[str, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",  # a server tool paused the turn: what came so far is a complete answer
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+# Anthropic error type -> (OpenAI error type, status when the HTTP status says nothing).
+ERROR_TYPES: dict[str, tuple[str, int]] = {
+    "invalid_request_error": ("invalid_request_error", 400),
+    "authentication_error": ("authentication_error", 401),
+    "billing_error": ("insufficient_quota", 402),
+    "permission_error": ("permission_error", 403),
+    "not_found_error": ("not_found_error", 404),
+    "request_too_large": ("invalid_request_error", 413),
+    "rate_limit_error": ("rate_limit_error", 429),
+    "api_error": ("server_error", 500),
+    "timeout_error": ("server_error", 504),
+    "overloaded_error": ("server_error", 529),
+}
+
+_CONTEXT_WINDOW_MARKERS = ("prompt is too long", "exceed context limit", "context window")
+_MAX_ERROR_TEXT = 300
+
+
+def anthropic_stop_reason_to_finish_reason(stop_reason: str | None) -> str:
+    return STOP_REASON_TO_FINISH_REASON.get(stop_reason or "end_turn", "stop")
+
+
+def anthropic_usage_to_usage(usage: Mapping[str, Any]) -> Usage:
+    """Input includes the cached parts: Anthropic counts them apart, OpenAI does not."""
+    prompt = sum(
+        int(usage.get(k) or 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
+    return Usage(prompt_tokens=prompt, completion_tokens=int(usage.get("output_tokens") or 0))
+
+
+def usage_to_openai(usage: Usage, cached_tokens: int = 0) -> JSON:
+    out = usage.to_openai()
+    out["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
+    return out
+
+
+def error_from_anthropic(
+    status: int | None, error: Mapping[str, Any], retry_after: float | None = None
+) -> UpstreamError:
+    """An Anthropic `error` object (`{type, message}`) as one UpstreamError. `status` is
+    None for an error event inside a 200 stream: the type then gives it."""
+    anthropic_type = str(error.get("type") or "api_error")
+    message = str(error.get("message") or anthropic_type)
+    openai_type, type_status = ERROR_TYPES.get(anthropic_type, ("upstream_error", 500))
+    status = status or type_status
+    lowered = message.lower()
+    context_window = status in (400, 413) and any(marker in lowered for marker in _CONTEXT_WINDOW_MARKERS)
+    return UpstreamError(
+        status,
+        f"anthropic: {message}",
+        type=openai_type,
+        code=anthropic_type,
+        retry_after=retry_after,
+        context_window=context_window,
+    )
+
+
+def parse_anthropic_error(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+    """A failed response, whatever its body: Anthropic's `{"type":"error","error":{...}}`,
+    Vertex's Google-style `{"error":{"code","message","status"}}`, or not JSON at all."""
+    retry_after = retry_after_seconds(headers) if status in (429, 503, 529) else None
+    try:
+        parsed: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, list) and parsed:  # Vertex sometimes wraps errors in a list
+        parsed = parsed[0]
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and "type" in error:
+        return error_from_anthropic(status, error, retry_after)
+    if isinstance(error, dict) and error.get("message"):
+        message = str(error["message"])[:_MAX_ERROR_TEXT]
+    else:
+        text = body.decode("utf-8", "replace").strip()[:_MAX_ERROR_TEXT]
+        message = f"HTTP {status}" + (f": {text}" if text else "")
+    fallback_type = {
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        429: "rate_limit_error",
+    }.get(status, "invalid_request_error" if status < 500 else "api_error")
+    return error_from_anthropic(status, {"type": fallback_type, "message": message}, retry_after)
+
+
+class AnthropicStreamTranslator:
+    """Anthropic stream events -> OpenAI `chat.completion.chunk` payloads."""
+
+    def __init__(self, state: StreamState) -> None:
+        self.state = state
+        self._tool_ordinal_by_block: dict[int, int] = {}
+        self._input_usage: Mapping[str, Any] = {}
+        self._output_tokens = 0
+        self._usage_sent = False
+
+    def feed(self, event: SSEEvent) -> list[bytes]:
+        try:
+            data = orjson.loads(event.data)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(502, "anthropic: stream event is not JSON", type="server_error") from exc
+        if not isinstance(data, dict):
+            raise UpstreamError(502, "anthropic: stream event is not a JSON object", type="server_error")
+        kind = data.get("type") or event.event
+        if kind == "message_start":
+            return self._message_start(data.get("message") or {})
+        if kind == "content_block_start":
+            return self._block_start(int(data.get("index", 0)), data.get("content_block") or {})
+        if kind == "content_block_delta":
+            return self._block_delta(int(data.get("index", 0)), data.get("delta") or {})
+        if kind == "message_delta":
+            return self._message_delta(data.get("delta") or {}, data.get("usage") or {})
+        if kind == "message_stop":
+            self.state.done = True
+            return self._usage_chunk()
+        if kind == "error":
+            raise error_from_anthropic(None, data.get("error") or {})
+        return []  # ping, content_block_stop, and event types added later
+
+    def finish(self) -> list[bytes]:
+        if self.state.finish_reason is None:
+            # No stop reason: the answer was cut off. Say so rather than end quietly.
+            raise UpstreamError(502, "anthropic: stream ended before the message was complete", type="server_error")
+        return self._usage_chunk()
+
+    def _message_start(self, message: Mapping[str, Any]) -> list[bytes]:
+        self._input_usage = message.get("usage") or {}
+        self._output_tokens = int(self._input_usage.get("output_tokens") or 0)
+        self._update_usage()
+        return [self._chunk({"role": "assistant", "content": ""})]
+
+    def _block_start(self, index: int, block: Mapping[str, Any]) -> list[bytes]:
+        if block.get("type") == "text" and block.get("text"):
+            return self._text(str(block["text"]))
+        if block.get("type") != "tool_use":
+            return []  # thinking and server-tool blocks have no OpenAI counterpart
+        ordinal = len(self._tool_ordinal_by_block)
+        self._tool_ordinal_by_block[index] = ordinal
+        name = str(block.get("name") or "")
+        self.state.completion_chars += len(name)
+        call = {
+            "index": ordinal,
+            "id": block.get("id"),
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
+        return [self._chunk({"tool_calls": [call]})]
+
+    def _block_delta(self, index: int, delta: Mapping[str, Any]) -> list[bytes]:
+        delta_type = delta.get("type")
+        if delta_type == "text_delta":
+            return self._text(str(delta.get("text") or ""))
+        if delta_type == "input_json_delta" and index in self._tool_ordinal_by_block:
+            fragment = str(delta.get("partial_json") or "")
+            if not fragment:
+                return []
+            self.state.completion_chars += len(fragment)
+            call = {"index": self._tool_ordinal_by_block[index], "function": {"arguments": fragment}}
+            return [self._chunk({"tool_calls": [call]})]
+        return []  # thinking, signature and citation deltas
+
+    def _text(self, text: str) -> list[bytes]:
+        if not text:
+            return []
+        self.state.completion_chars += len(text)
+        return [self._chunk({"content": text})]
+
+    def _message_delta(self, delta: Mapping[str, Any], usage: Mapping[str, Any]) -> list[bytes]:
+        if usage:
+            # Cumulative counts; newer streams repeat the input counts here too.
+            self._input_usage = {**self._input_usage, **{k: v for k, v in usage.items() if k != "output_tokens"}}
+            self._output_tokens = int(usage.get("output_tokens") or self._output_tokens)
+            self._update_usage()
+        stop_reason = delta.get("stop_reason")
+        if stop_reason is None or self.state.finish_reason is not None:
+            return []
+        self.state.finish_reason = anthropic_stop_reason_to_finish_reason(stop_reason)
+        return [self._chunk({}, self.state.finish_reason)]
+
+    def _update_usage(self) -> None:
+        self.state.usage = anthropic_usage_to_usage({**self._input_usage, "output_tokens": self._output_tokens})
+
+    def _usage_chunk(self) -> list[bytes]:
+        if not self.state.include_usage or self._usage_sent or self.state.usage is None:
+            return []
+        self._usage_sent = True
+        cached = int(self._input_usage.get("cache_read_input_tokens") or 0)
+        return [dumps(self._envelope([]) | {"usage": usage_to_openai(self.state.usage, cached)})]
+
+    def _chunk(self, delta: JSON, finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return dumps(self._envelope([choice]))
+
+    def _envelope(self, choices: list[JSON]) -> JSON:
+        return {
+            "id": self.state.id,
+            "object": "chat.completion.chunk",
+            "created": self.state.created,
+            "model": self.state.public_model,
+            "choices": choices,
+        }
+
+
+# --- plain response ------------------------------------------------------------------
+
+
+def from_anthropic_response(request: ApiRequest, body: bytes) -> tuple[JSON, Usage]:
+    try:
+        message = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(502, "anthropic: response is not JSON", type="server_error") from exc
+    if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+        raise UpstreamError(502, "anthropic: response is not a message", type="server_error")
+    texts: list[str] = []
+    tool_calls: list[JSON] = []
+    for block in message["content"]:
+        if block.get("type") == "text":
+            texts.append(str(block.get("text") or ""))
+        elif block.get("type") == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            function = {"name": block.get("name"), "arguments": arguments}
+            tool_calls.append({"id": block.get("id"), "type": "function", "function": function})
+    out_message: JSON = {"role": "assistant", "content": "".join(texts) if texts else None, "refusal": None}
+    if tool_calls:
+        out_message["tool_calls"] = tool_calls
+    raw_usage = message.get("usage") or {}
+    usage = anthropic_usage_to_usage(raw_usage)
+    response: JSON = {
+        "id": "chatcmpl-" + uuid.uuid4().hex[:24],
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.public_model,
+        "choices": [
+            {
+                "index": 0,
+                "message": out_message,
+                "logprobs": None,
+                "finish_reason": anthropic_stop_reason_to_finish_reason(message.get("stop_reason")),
+            }
+        ],
+        "usage": usage_to_openai(usage, int(raw_usage.get("cache_read_input_tokens") or 0)),
+    }
+    return response, usage
