@@ -1,0 +1,572 @@
+"""Google Gemini (the Gemini API and Vertex AI) behind the OpenAI API.
+
+Two flavours of one protocol, as data (`Flavour`): `gemini` (`{base_url}/v1beta/models/
+{model}:...`, header `x-goog-api-key`) and `vertex` (`{base_url}/v1/projects/{project}/
+locations/{location}/publishers/google/models/{model}:...`, `Authorization: Bearer`).
+This module is the OpenAI -> Gemini direction and the adapter; `gemini_stream` reads
+Gemini's answers and errors, `gemini_schema` cleans JSON schemas.
+
+What becomes of each OpenAI chat parameter (OpenAI -> Gemini):
+
+- `model` -> the target's upstream model, in the URL.
+- system / developer messages -> `systemInstruction.parts`, all of them, in order.
+- user / assistant messages -> `contents` with role `user` / `model`; consecutive
+  turns of one role are merged.
+- content parts: `text` -> `text`; `image_url` `data:` URI -> `inlineData`; https
+  `image_url` -> `inlineData` of the image the router fetched (SSRF-guarded);
+  `input_audio` -> `inlineData` audio/wav or audio/mp3; other parts -> 400.
+- assistant `tool_calls` -> `functionCall {name, args}` parts (invalid JSON: 400).
+- `tool` messages -> `functionResponse {name, response}` parts, a run of them in one
+  user turn; the name is found by `tool_call_id`; a non-object result is wrapped
+  `{"result": ...}`.
+- `temperature`, `top_p`, `top_k` (vLLM's extension) -> `temperature`, `topP`, `topK`.
+- `max_completion_tokens` (else `max_tokens`) -> `maxOutputTokens`.
+- `stop` (string or list) -> `stopSequences`; `n` -> `candidateCount`.
+- `seed`, `presence_penalty`, `frequency_penalty` -> `seed`, `presencePenalty`,
+  `frequencyPenalty`.
+- `response_format`: text -> nothing; json_object -> `responseMimeType:
+  application/json`; json_schema -> that and `responseSchema` (cleaned).
+- `tools` (function tools only) -> one `{functionDeclarations: [...]}`, parameters
+  cleaned to Gemini's schema subset (see `gemini_schema`; inexpressible: 400).
+- `tool_choice` auto / none / required / named -> `functionCallingConfig.mode` AUTO /
+  NONE / ANY / ANY with `allowedFunctionNames`.
+- `stream`, `stream_options.include_usage` -> `:streamGenerateContent?alt=sse`; the
+  usage chunk is made by the stream translator.
+- `parallel_tool_calls` -> dropped: Gemini decides by itself whether to call several
+  functions at once, and cannot be told not to.
+- `user`, `safety_identifier`, `prompt_cache_key`, `metadata`, `store`,
+  `service_tier` -> dropped: bookkeeping that does not change the answer.
+- `logprobs: true`, `top_logprobs` -> 400 (not translated; `logprobs: false` is fine).
+- `logit_bias`, `functions`, `function_call`, `audio`, `modalities` other than
+  `["text"]`, `prediction`, `reasoning_effort`, `verbosity`, `web_search_options`
+  and any other field -> 400 naming the parameter (an explicit null is accepted).
+
+Embeddings: `input` (string or list of strings; token arrays: 400) -> `batchEmbedContents`
+(Gemini API) or `:predict` instances (Vertex AI); `dimensions` -> `outputDimensionality`;
+`encoding_format: base64` is produced here from the floats; `user` is dropped.
+
+Vertex credentials, in order: `api_key` (a static bearer token), `token_file` (read at
+build, re-read when its mtime changes, checked at most every `TOKEN_FILE_CHECK_SECONDS`),
+`token_command` (run without a shell by `await adapter.refresh_credentials()`, which the
+router may call at start and periodically; a stale token also triggers a background
+refresh from `build_call`, and a call made before any token exists answers a retryable
+503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import re
+import shlex
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import orjson
+
+from providers.base import (
+    JSON,
+    ApiRequest,
+    InlineImage,
+    Operation,
+    StreamState,
+    UpstreamCall,
+    UpstreamError,
+    Usage,
+    dumps,
+)
+from providers.gemini_schema import clean_schema, tool_choice_to_config, tools_to_declarations
+from providers.gemini_stream import (
+    GeminiStreamTranslator,
+    embeddings_from_gemini,
+    error_from_body,
+    estimate_tokens,
+    response_to_openai,
+)
+
+if TYPE_CHECKING:
+    from router.config import ProviderConfig
+
+TOKEN_FILE_CHECK_SECONDS = 5.0
+TOKEN_COMMAND_MAX_AGE_SECONDS = 45 * 60  # Google access tokens live an hour
+TOKEN_COMMAND_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Flavour:
+    kind: str
+    model_url: str  # template over base, project, location and model
+    bearer_auth: bool  # Authorization: Bearer, else x-goog-api-key
+    embed_action: str  # "batchEmbedContents" (Gemini API) or "predict" (Vertex AI)
+
+
+FLAVOURS = {
+    "gemini": Flavour("gemini", "{base}/v1beta/models/{model}", False, "batchEmbedContents"),
+    "vertex": Flavour(
+        "vertex", "{base}/v1/projects/{project}/locations/{location}/publishers/google/models/{model}", True, "predict"
+    ),
+}
+
+
+def _invalid(param: str, message: str) -> UpstreamError:
+    return UpstreamError(400, message, type="invalid_request_error", param=param, retryable=False)
+
+
+# --- chat request ---------------------------------------------------------------------
+
+_TRANSLATED = frozenset({
+    "model", "messages", "temperature", "top_p", "top_k", "max_tokens", "max_completion_tokens", "stop", "n",
+    "seed", "presence_penalty", "frequency_penalty", "response_format", "tools", "tool_choice", "stream",
+    "stream_options", "logprobs", "top_logprobs",
+})  # fmt: skip
+_DROPPED = frozenset(
+    {"parallel_tool_calls", "user", "safety_identifier", "prompt_cache_key", "metadata", "store", "service_tier"}
+)
+_NUMBERS = (
+    ("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("n", "candidateCount"),
+    ("seed", "seed"), ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"),
+)  # fmt: skip
+_DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)(?:;[^,;]*)*;base64,(.*)$", re.S)
+_AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
+
+
+def chat_to_gemini(body: JSON, images: Mapping[str, InlineImage]) -> JSON:
+    """An OpenAI chat request as a Gemini GenerateContentRequest (pure)."""
+    _check_parameters(body)
+    system, contents = messages_to_contents(body.get("messages"), images)
+    request: JSON = {"contents": contents}
+    if system:
+        request["systemInstruction"] = {"parts": system}
+    tools = body.get("tools")
+    if tools:
+        request["tools"] = [{"functionDeclarations": tools_to_declarations(tools)}]
+    tool_config = tool_choice_to_config(body.get("tool_choice"), bool(tools))
+    if tool_config:
+        request["toolConfig"] = {"functionCallingConfig": tool_config}
+    config = generation_config(body)
+    if config:
+        request["generationConfig"] = config
+    return request
+
+
+def _check_parameters(body: JSON) -> None:
+    for name, value in body.items():
+        if name in _TRANSLATED or name in _DROPPED or value is None:
+            continue
+        if name == "modalities" and value == ["text"]:
+            continue
+        raise _invalid(name, f"'{name}' is not supported for Gemini models")
+    if body.get("logprobs") is True or body.get("top_logprobs") is not None:
+        param = "logprobs" if body.get("logprobs") is True else "top_logprobs"
+        raise _invalid(param, f"'{param}' is not supported for Gemini models")
+
+
+def messages_to_contents(messages: Any, images: Mapping[str, InlineImage]) -> tuple[list[JSON], list[JSON]]:
+    """(systemInstruction parts, contents). Consecutive turns of one role are merged,
+    which also puts every tool result of a run into one user turn."""
+    if not isinstance(messages, list) or not messages:
+        raise _invalid("messages", "'messages' must be a non-empty list")
+    system: list[JSON] = []
+    contents: list[JSON] = []
+    call_names: dict[str, str] = {}  # tool_call_id -> function name, from assistant turns
+    for i, message in enumerate(messages):
+        param = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise _invalid(param, f"'{param}' must be an object")
+        role = message.get("role")
+        if role in ("system", "developer"):
+            system.extend(_text_parts(message.get("content"), f"{param}.content"))
+        elif role == "user":
+            _append_turn(contents, "user", _user_parts(message.get("content"), f"{param}.content", images))
+        elif role == "assistant":
+            _append_turn(contents, "model", _assistant_parts(message, param, call_names))
+        elif role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id not in call_names:
+                raise _invalid(
+                    f"{param}.tool_call_id", f"'{param}.tool_call_id' matches no earlier assistant tool call"
+                )
+            _append_turn(contents, "user", [_function_response(call_names[call_id], message.get("content"))])
+        elif role == "function" and isinstance(message.get("name"), str):
+            _append_turn(contents, "user", [_function_response(message["name"], message.get("content"))])
+        else:
+            raise _invalid(f"{param}.role", f"'{param}.role' {role!r} is not supported")
+    if not contents:
+        raise _invalid("messages", "Gemini needs at least one user or assistant message besides system messages")
+    return system, contents
+
+
+def _append_turn(contents: list[JSON], role: str, parts: list[JSON]) -> None:
+    if not parts:
+        return
+    if contents and contents[-1]["role"] == role:
+        contents[-1]["parts"].extend(parts)
+    else:
+        contents.append({"role": role, "parts": parts})
+
+
+def _text_parts(content: Any, param: str) -> list[JSON]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    if isinstance(content, list):
+        parts = []
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
+                raise _invalid(f"{param}[{j}]", f"'{param}[{j}]' must be a text part here")
+            text = part.get("text", part.get("refusal"))
+            if not isinstance(text, str):
+                raise _invalid(f"{param}[{j}]", f"'{param}[{j}]' has no text")
+            if text:
+                parts.append({"text": text})
+        return parts
+    raise _invalid(param, f"'{param}' must be a string or a list of parts")
+
+
+def _user_parts(content: Any, param: str, images: Mapping[str, InlineImage]) -> list[JSON]:
+    if not isinstance(content, list):
+        return _text_parts(content, param)
+    parts: list[JSON] = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            parts.append(_image_part(url, f"{param}[{j}].image_url.url", images))
+        elif kind == "input_audio":
+            audio = part.get("input_audio") or {}
+            mime = _AUDIO_TYPES.get(str(audio.get("format")))
+            if mime is None or not isinstance(audio.get("data"), str):
+                raise _invalid(f"{param}[{j}].input_audio", "input_audio needs base64 'data' and format wav or mp3")
+            parts.append({"inlineData": {"mimeType": mime, "data": audio["data"]}})
+        elif kind == "text" and isinstance(part.get("text"), str):
+            if part["text"]:
+                parts.append({"text": part["text"]})
+        else:
+            raise _invalid(f"{param}[{j}]", f"content part type {kind!r} is not supported for Gemini models")
+    return parts
+
+
+def _image_part(url: Any, param: str, images: Mapping[str, InlineImage]) -> JSON:
+    if not isinstance(url, str):
+        raise _invalid(param, f"'{param}' must be a string")
+    match = _DATA_URI.match(url)
+    if match:
+        return {"inlineData": {"mimeType": match.group(1), "data": match.group(2)}}
+    if url.startswith("data:"):
+        raise _invalid(param, f"'{param}' is a data URI but not data:<media type>;base64,<data>")
+    fetched = images.get(url)
+    if fetched is None:
+        raise _invalid(param, f"'{param}' must be an https URL the gateway can fetch, or a base64 data URI")
+    return {"inlineData": {"mimeType": fetched.media_type, "data": fetched.data_b64}}
+
+
+def _assistant_parts(message: JSON, param: str, call_names: dict[str, str]) -> list[JSON]:
+    parts = _text_parts(message.get("content"), f"{param}.content")
+    tool_calls = message.get("tool_calls") or []
+    if not isinstance(tool_calls, list):
+        raise _invalid(f"{param}.tool_calls", f"'{param}.tool_calls' must be a list")
+    for k, call in enumerate(tool_calls):
+        call_param = f"{param}.tool_calls[{k}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise _invalid(call_param, f"'{call_param}' must be a function call with a name")
+        arguments = function.get("arguments") or "{}"
+        try:
+            args = orjson.loads(arguments) if isinstance(arguments, str) else arguments
+        except orjson.JSONDecodeError:
+            raise _invalid(
+                f"{call_param}.function.arguments", f"'{call_param}.function.arguments' is not valid JSON"
+            ) from None
+        if not isinstance(args, dict):
+            raise _invalid(
+                f"{call_param}.function.arguments", f"'{call_param}.function.arguments' must be a JSON object"
+            )
+        if isinstance(call.get("id"), str):
+            call_names[call["id"]] = function["name"]
+        parts.append({"functionCall": {"name": function["name"], "args": args}})
+    return parts
+
+
+def _function_response(name: str, content: Any) -> JSON:
+    """Gemini wants an object: a JSON object result is sent as is, anything else as
+    `{"result": <the parsed JSON value, or the text>}`."""
+    if isinstance(content, list):
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    value: Any = content
+    if isinstance(content, str):
+        try:
+            value = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            value = content
+    response = value if isinstance(value, dict) else {"result": value}
+    return {"functionResponse": {"name": name, "response": response}}
+
+
+def generation_config(body: JSON) -> JSON:
+    config: JSON = {}
+    for openai_name, gemini_name in _NUMBERS:
+        value = body.get(openai_name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _invalid(openai_name, f"'{openai_name}' must be a number")
+        config[gemini_name] = value
+    limit = body.get("max_completion_tokens")
+    limit_param = "max_completion_tokens" if limit is not None else "max_tokens"
+    limit = body.get(limit_param)
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise _invalid(limit_param, f"'{limit_param}' must be a positive integer")
+        config["maxOutputTokens"] = limit
+    stop = body.get("stop")
+    if stop is not None:
+        stops = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise _invalid("stop", "'stop' must be a string or a list of strings")
+        if stops:
+            config["stopSequences"] = stops
+    config.update(_response_format(body.get("response_format")))
+    return config
+
+
+def _response_format(response_format: Any) -> JSON:
+    kind = response_format.get("type") if isinstance(response_format, dict) else response_format
+    if kind in (None, "text"):
+        return {}
+    if kind == "json_object":
+        return {"responseMimeType": "application/json"}
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        out: JSON = {"responseMimeType": "application/json"}
+        if schema is not None:
+            out["responseSchema"] = clean_schema(schema, "response_format.json_schema.schema")
+        return out
+    raise _invalid("response_format", "'response_format' must be text, json_object or json_schema")
+
+
+# --- embeddings -----------------------------------------------------------------------
+
+_EMBEDDING_PARAMETERS = frozenset({"model", "input", "dimensions", "encoding_format", "user"})
+
+
+def embedding_texts(body: JSON) -> list[str]:
+    for name, value in body.items():
+        if name not in _EMBEDDING_PARAMETERS and value is not None:
+            raise _invalid(name, f"'{name}' is not supported for Gemini embedding models")
+    value = body.get("input")
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list) or not texts:
+        raise _invalid("input", "'input' must be a string or a non-empty list of strings")
+    if not all(isinstance(t, str) for t in texts):
+        raise _invalid("input", "Gemini embedding models take text only, not token arrays")
+    if body.get("encoding_format") not in (None, "float", "base64"):
+        raise _invalid("encoding_format", "'encoding_format' must be float or base64")
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1):
+        raise _invalid("dimensions", "'dimensions' must be a positive integer")
+    return texts
+
+
+def embeddings_to_gemini(body: JSON, upstream_model: str, embed_action: str) -> JSON:
+    texts = embedding_texts(body)
+    dimensions = body.get("dimensions")
+    if embed_action == "predict":  # Vertex AI text-embedding models
+        request: JSON = {"instances": [{"content": text} for text in texts]}
+        if dimensions:
+            request["parameters"] = {"outputDimensionality": dimensions}
+        return request
+    extra = {"outputDimensionality": dimensions} if dimensions else {}
+    model = f"models/{upstream_model}"
+    return {"requests": [{"model": model, "content": {"parts": [{"text": text}]}, **extra} for text in texts]}
+
+
+# --- credentials ----------------------------------------------------------------------
+
+
+class _StaticCredential:
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def current(self) -> str:
+        return self._value
+
+    async def refresh(self) -> None:
+        return None
+
+
+class _TokenFileCredential:
+    """A bearer token kept in a file that something else (a sidecar, a cron job)
+    rewrites: read at build, re-read when its mtime changes, stat'ed at most every
+    TOKEN_FILE_CHECK_SECONDS so that the request path almost never touches the disk."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._token = ""
+        self._mtime = -1.0
+        self._checked = float("-inf")
+        self._reload()
+
+    def current(self) -> str:
+        now = time.monotonic()
+        if now - self._checked >= TOKEN_FILE_CHECK_SECONDS:
+            self._reload()
+        if not self._token:
+            raise UpstreamError(503, "The Vertex AI token file is missing or empty", type="server_error")
+        return self._token
+
+    async def refresh(self) -> None:
+        self._reload()
+
+    def _reload(self) -> None:
+        self._checked = time.monotonic()
+        try:
+            mtime = os.stat(self._path).st_mtime
+            if mtime != self._mtime:
+                with open(self._path, encoding="utf-8") as handle:
+                    self._token = handle.read().strip()
+                self._mtime = mtime
+        except OSError:
+            self._token, self._mtime = "", -1.0
+
+
+class _TokenCommandCredential:
+    """A bearer token printed by a command (e.g. `gcloud auth print-access-token`),
+    run without a shell by `refresh()`; a stale token starts a background refresh and
+    is used until the new one arrives (Google tokens outlive our max age by 15 min)."""
+
+    def __init__(self, command: str) -> None:
+        self._argv = shlex.split(command)
+        self._token = ""
+        self._fetched = float("-inf")
+        self._running: asyncio.Task[None] | None = None
+
+    def current(self) -> str:
+        if time.monotonic() - self._fetched >= TOKEN_COMMAND_MAX_AGE_SECONDS:
+            self._refresh_in_background()
+        if not self._token:
+            raise UpstreamError(
+                503, "The Vertex AI token is being fetched", type="server_error", retryable=True, retry_after=1.0
+            )
+        return self._token
+
+    def _refresh_in_background(self) -> None:
+        if self._running is not None and not self._running.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._running = loop.create_task(self.refresh())
+
+    async def refresh(self) -> None:
+        process = await asyncio.create_subprocess_exec(
+            *self._argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        )
+        try:
+            out, _ = await asyncio.wait_for(process.communicate(), TOKEN_COMMAND_TIMEOUT_SECONDS)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise UpstreamError(503, "The Vertex AI token_command timed out", type="server_error") from None
+        token = out.decode("utf-8", "replace").strip()
+        if process.returncode != 0 or not token:
+            raise UpstreamError(503, f"The Vertex AI token_command failed ({process.returncode})", type="server_error")
+        self._token, self._fetched = token, time.monotonic()
+
+
+_Credential = _StaticCredential | _TokenFileCredential | _TokenCommandCredential
+
+
+def _credential(config: ProviderConfig) -> _Credential | None:
+    if config.api_key is not None and config.api_key.get():
+        return _StaticCredential(config.api_key.get())
+    if config.token_file:
+        return _TokenFileCredential(config.token_file)
+    if config.token_command:
+        return _TokenCommandCredential(config.token_command)
+    return _StaticCredential("simulator-key") if config.simulated else None
+
+
+# --- the adapter ----------------------------------------------------------------------
+
+
+class GeminiAdapter:
+    operations = frozenset({Operation.CHAT, Operation.EMBEDDINGS})
+    inlines_image_urls = True
+
+    def __init__(self, config: ProviderConfig, flavour: Flavour) -> None:
+        self.kind = flavour.kind
+        self._flavour = flavour
+        self._model_url = flavour.model_url.replace("{base}", config.base_url.rstrip("/"))
+        self._model_url = self._model_url.replace("{project}", quote(config.project or "", safe=""))
+        self._model_url = self._model_url.replace("{location}", quote(config.location or "", safe=""))
+        self._credential = _credential(config)
+
+    def build_call(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
+        model_url = self._model_url.replace("{model}", quote(upstream_model, safe=""))
+        if request.operation is Operation.CHAT:
+            payload = chat_to_gemini(request.body, request.images)
+            action = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
+        elif request.operation is Operation.EMBEDDINGS:
+            payload = embeddings_to_gemini(request.body, upstream_model, self._flavour.embed_action)
+            action = self._flavour.embed_action
+        else:
+            raise _invalid("model", f"Gemini models do not serve {request.operation.value}")
+        return UpstreamCall(f"{model_url}:{action}", self._headers(), dumps(payload))
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        if self._credential is None:
+            return headers
+        secret = self._credential.current()
+        if self._flavour.bearer_auth:
+            headers["authorization"] = f"Bearer {secret}"
+        else:
+            headers["x-goog-api-key"] = secret
+        return headers
+
+    def parse_response(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(502, "Gemini answered a body that is not JSON", retryable=False) from None
+        if not isinstance(payload, dict):
+            raise UpstreamError(502, "Gemini answered a body that is not a JSON object", retryable=False)
+        if request.operation is Operation.EMBEDDINGS:
+            out, usage = embeddings_from_gemini(payload, embedding_texts(request.body), request)
+            return dumps(out), usage
+        state = StreamState(request.public_model, False)
+        response, reported = response_to_openai(payload, request.public_model, state.id, state.created)
+        usage = reported or _estimated_chat_usage(request.body, response)
+        if reported is None:
+            response["usage"] = usage.to_openai()
+        return dumps(response), usage
+
+    def stream_translator(self, request: ApiRequest) -> GeminiStreamTranslator:
+        return GeminiStreamTranslator(StreamState(request.public_model, request.include_usage))
+
+    def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        return error_from_body(status, headers, body)
+
+    async def refresh_credentials(self) -> None:
+        """Fetch a fresh Vertex token now (token_command) or re-read the token file.
+        The router may call this at start and periodically; it is never required."""
+        if self._credential is not None:
+            await self._credential.refresh()
+
+
+def _estimated_chat_usage(body: JSON, response: JSON) -> Usage:
+    """Gemini always sends usageMetadata; should it not, ~4 characters a token."""
+    prompt = orjson.dumps(body.get("messages") or []).decode()
+    answers = "".join(c["message"].get("content") or "" for c in response["choices"])
+    return Usage(prompt_tokens=estimate_tokens(prompt), completion_tokens=(len(answers) + 3) // 4, estimated=True)
+
+
+ADAPTERS = {kind: functools.partial(GeminiAdapter, flavour=flavour) for kind, flavour in FLAVOURS.items()}

@@ -1,0 +1,331 @@
+"""Gemini -> OpenAI: what `generateContent` answers, whole or streamed, embeddings and errors.
+
+Pure functions over parsed Gemini JSON; `GeminiStreamTranslator` turns one SSE event
+at a time into OpenAI `chat.completion.chunk` payloads. Gemini has no tool-call ids,
+so every `functionCall` part gets a fresh `call_<hex>` id here; the request side finds
+the function's name again from the assistant message that carried that id.
+
+A prompt Gemini blocks (`promptFeedback.blockReason`, no candidates) becomes a 400 with
+code `content_filter`, whole or streamed: that is what Azure OpenAI, the OpenAI-family
+service clients already know, answers for a filtered prompt, and as a 4xx it is
+neither retried nor failed over (another attempt would be blocked the same way).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from providers.base import JSON, ApiRequest, StreamState, UpstreamError, Usage, dumps, retry_after_seconds
+from providers.sse import SSEEvent
+
+_CONTENT_FILTER = {
+    "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",
+    "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION",
+}  # fmt: skip
+
+
+def gemini_finish_reason_to_finish_reason(reason: str, called_function: bool) -> str:
+    """STOP: stop (tool_calls when a function was called); MAX_TOKENS: length;
+    the safety family: content_filter; anything else (OTHER, LANGUAGE,
+    MALFORMED_FUNCTION_CALL, ...): stop."""
+    if reason == "MAX_TOKENS":
+        return "length"
+    if reason in _CONTENT_FILTER:
+        return "content_filter"
+    return "tool_calls" if called_function else "stop"
+
+
+def new_tool_call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+def usage_from_gemini(meta: Any) -> Usage | None:
+    """Thinking tokens are billed as output, so they count as completion tokens."""
+    if not isinstance(meta, dict):
+        return None
+    completion = int(meta.get("candidatesTokenCount") or 0) + int(meta.get("thoughtsTokenCount") or 0)
+    return Usage(prompt_tokens=int(meta.get("promptTokenCount") or 0), completion_tokens=completion)
+
+
+def usage_to_openai(usage: Usage, meta: JSON | None) -> JSON:
+    out = usage.to_openai()
+    if meta is not None:
+        out["prompt_tokens_details"] = {"cached_tokens": int(meta.get("cachedContentTokenCount") or 0)}
+        out["completion_tokens_details"] = {"reasoning_tokens": int(meta.get("thoughtsTokenCount") or 0)}
+    return out
+
+
+def candidate_to_message_parts(candidate: JSON) -> tuple[str | None, list[JSON]]:
+    """A candidate's text (thought parts skipped; None when there is none) and its
+    function calls as OpenAI tool calls with freshly minted ids."""
+    texts: list[str] = []
+    calls: list[JSON] = []
+    parts = (candidate.get("content") or {}).get("parts") or []
+    for part in parts:
+        if not isinstance(part, dict) or part.get("thought") is True:
+            continue
+        if isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif isinstance(part.get("functionCall"), dict):
+            call = part["functionCall"]
+            arguments = dumps(call.get("args") or {}).decode()
+            calls.append({"id": new_tool_call_id(), "type": "function",
+                          "function": {"name": call.get("name", ""), "arguments": arguments}})  # fmt: skip
+    return ("".join(texts) if texts else None), calls
+
+
+def blocked_prompt_error(feedback: JSON) -> UpstreamError:
+    reason = feedback.get("blockReason", "BLOCKED")
+    return UpstreamError(
+        400,
+        f"The prompt was blocked by Gemini's content filter (blockReason: {reason}).",
+        type="invalid_request_error",
+        code="content_filter",
+        retryable=False,
+    )
+
+
+def response_to_openai(gemini: JSON, public_model: str, chat_id: str, created: int) -> tuple[JSON, Usage | None]:
+    """A whole GenerateContentResponse as an OpenAI `chat.completion` and its usage."""
+    candidates = gemini.get("candidates") or []
+    feedback = gemini.get("promptFeedback") or {}
+    if not candidates and feedback.get("blockReason"):
+        raise blocked_prompt_error(feedback)
+    choices = []
+    for position, candidate in enumerate(candidates):
+        text, calls = candidate_to_message_parts(candidate)
+        message: JSON = {"role": "assistant", "content": text, "refusal": None}
+        if calls:
+            message["tool_calls"] = calls
+        reason = gemini_finish_reason_to_finish_reason(candidate.get("finishReason") or "STOP", bool(calls))
+        choices.append(
+            {"index": candidate.get("index", position), "message": message, "logprobs": None, "finish_reason": reason}
+        )
+    choices.sort(key=lambda choice: choice["index"])
+    meta = gemini.get("usageMetadata")
+    usage = usage_from_gemini(meta)
+    body: JSON = {"id": chat_id, "object": "chat.completion", "created": created, "model": public_model,
+                  "choices": choices}  # fmt: skip
+    if usage is not None:
+        body["usage"] = usage_to_openai(usage, meta)
+    return body, usage
+
+
+class GeminiStreamTranslator:
+    """One Gemini SSE event (a whole GenerateContentResponse holding only new parts) in,
+    OpenAI chunk payloads out. The role goes with each choice's first chunk, each
+    functionCall part becomes one whole tool-call delta with its own ordinal index, the
+    finish reason comes in a chunk of its own, and the latest usageMetadata wins."""
+
+    def __init__(self, state: StreamState) -> None:
+        self.state = state
+        self._started: set[int] = set()
+        self._finished: set[int] = set()
+        self._tool_calls: dict[int, int] = {}
+        self._meta: JSON | None = None
+
+    def feed(self, event: SSEEvent) -> list[bytes]:
+        data = event.data.strip()
+        if not data:
+            return []
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(502, "Gemini sent a stream event that is not JSON", retryable=False) from None
+        if not isinstance(payload, dict):
+            raise UpstreamError(502, "Gemini sent a stream event that is not a JSON object", retryable=False)
+        if isinstance(payload.get("error"), dict):
+            raise error_from_gemini(0, payload["error"], {})
+        if isinstance(payload.get("usageMetadata"), dict):
+            self._meta = payload["usageMetadata"]
+            self.state.usage = usage_from_gemini(self._meta)
+        candidates = payload.get("candidates") or []
+        feedback = payload.get("promptFeedback") or {}
+        if not candidates and feedback.get("blockReason"):
+            raise blocked_prompt_error(feedback)
+        chunks: list[bytes] = []
+        for position, candidate in enumerate(candidates):
+            if isinstance(candidate, dict):
+                chunks.extend(self._candidate(candidate.get("index", position), candidate))
+        return chunks
+
+    def finish(self) -> list[bytes]:
+        if not self._finished:
+            raise UpstreamError(502, "The Gemini stream ended before any finishReason", retryable=False)
+        if not self.state.include_usage:
+            return []
+        if self.state.usage is None:
+            # Gemini always sends usageMetadata; should it not, estimate ~4 characters a token.
+            self.state.usage = Usage(completion_tokens=(self.state.completion_chars + 3) // 4, estimated=True)
+        usage = usage_to_openai(self.state.usage, self._meta)
+        return [self._chunk([], usage)]
+
+    def _candidate(self, index: int, candidate: JSON) -> list[bytes]:
+        text, calls = candidate_to_message_parts(candidate)
+        delta: JSON = {}
+        if index not in self._started:
+            self._started.add(index)
+            delta["role"] = "assistant"
+        if text:
+            delta["content"] = text
+            self.state.completion_chars += len(text)
+        if calls:
+            first = self._tool_calls.get(index, 0)
+            delta["tool_calls"] = [{"index": first + n, **call} for n, call in enumerate(calls)]
+            self._tool_calls[index] = first + len(calls)
+        chunks = [self._chunk([_choice(index, delta, None)])] if delta else []
+        reason = candidate.get("finishReason")
+        if reason and index not in self._finished:
+            finish = gemini_finish_reason_to_finish_reason(reason, self._tool_calls.get(index, 0) > 0)
+            chunks.append(self._chunk([_choice(index, {}, finish)]))
+            self._finished.add(index)
+            if index == 0 or self.state.finish_reason is None:
+                self.state.finish_reason = finish
+            self.state.done = self._finished >= self._started
+        return chunks
+
+    def _chunk(self, choices: list[JSON], usage: JSON | None = None) -> bytes:
+        chunk: JSON = {"id": self.state.id, "object": "chat.completion.chunk", "created": self.state.created,
+                       "model": self.state.public_model, "choices": choices}  # fmt: skip
+        if usage is not None:
+            chunk["usage"] = usage
+        return dumps(chunk)
+
+
+def _choice(index: int, delta: JSON, finish_reason: str | None) -> JSON:
+    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+
+# --- embeddings ----------------------------------------------------------------------
+
+
+def estimate_tokens(text: str) -> int:
+    """Google's rule of thumb: a token is about four characters (at least one a text)."""
+    return max(1, (len(text) + 3) // 4)
+
+
+def embeddings_from_gemini(payload: JSON, texts: list[str], request: ApiRequest) -> tuple[JSON, Usage]:
+    """`{embeddings: [{values}]}` (Gemini API) or `{predictions: [{embeddings: {values,
+    statistics}}]}` (Vertex AI) as an OpenAI list. The Gemini API reports no token
+    count, so usage is estimated from the input text and marked so; Vertex AI's
+    per-instance `statistics.token_count` is used where every instance has one."""
+    vectors: list[Any]
+    counts: list[Any] = []
+    if "predictions" in payload:
+        embeddings = [(p or {}).get("embeddings") or {} for p in payload["predictions"]]
+        vectors = [e.get("values") for e in embeddings]
+        counts = [(e.get("statistics") or {}).get("token_count") for e in embeddings]
+    else:
+        vectors = [(e or {}).get("values") for e in payload.get("embeddings") or []]
+    if len(vectors) != len(texts) or not all(isinstance(v, list) for v in vectors):
+        raise UpstreamError(502, "Gemini answered a different number of embeddings than inputs", retryable=False)
+    as_base64 = request.body.get("encoding_format") == "base64"
+    data = [
+        {"object": "embedding", "index": i, "embedding": _float32_base64(v) if as_base64 else v}
+        for i, v in enumerate(vectors)
+    ]
+    if counts and all(isinstance(c, int | float) for c in counts):
+        usage = Usage(prompt_tokens=int(sum(counts)))
+    else:
+        usage = Usage(prompt_tokens=sum(estimate_tokens(t) for t in texts), estimated=True)
+    body = {"object": "list", "data": data, "model": request.public_model,
+            "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens}}  # fmt: skip
+    return body, usage
+
+
+def _float32_base64(values: list[float]) -> str:
+    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+
+
+# --- errors --------------------------------------------------------------------------
+
+# Google RPC status -> (HTTP status, OpenAI error type, OpenAI error code).
+_RPC_STATUS: dict[str, tuple[int, str, str | None]] = {
+    "INVALID_ARGUMENT": (400, "invalid_request_error", None),
+    "FAILED_PRECONDITION": (400, "invalid_request_error", "failed_precondition"),
+    "OUT_OF_RANGE": (400, "invalid_request_error", None),
+    "UNAUTHENTICATED": (401, "authentication_error", "invalid_api_key"),
+    "PERMISSION_DENIED": (403, "permission_error", None),
+    "NOT_FOUND": (404, "invalid_request_error", "not_found"),
+    "RESOURCE_EXHAUSTED": (429, "rate_limit_error", "rate_limit_exceeded"),
+    "CANCELLED": (499, "invalid_request_error", "cancelled"),
+    "INTERNAL": (500, "server_error", None),
+    "UNAVAILABLE": (503, "server_error", "overloaded"),
+    "DEADLINE_EXCEEDED": (504, "server_error", "timeout"),
+}
+_CONTEXT_WINDOW = re.compile(r"input token count.*exceed|exceeds the maximum number of tokens", re.I | re.S)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+def error_from_gemini(http_status: int, error: JSON, headers: Mapping[str, str]) -> UpstreamError:
+    """Gemini's `{code, message, status, details}` as one UpstreamError. `http_status` is
+    0 for an error that came inside a stream (then the body's own code counts)."""
+    rpc_status = str(error.get("status") or "")
+    mapped = _RPC_STATUS.get(rpc_status)
+    code_in_body = error.get("code") if isinstance(error.get("code"), int) else 0
+    status = http_status or code_in_body or (mapped[0] if mapped else 502)
+    error_type, code = (mapped[1], mapped[2]) if mapped else _type_for_status(status)
+    message = str(error.get("message") or f"Gemini answered {rpc_status or status}")
+    details = [d for d in error.get("details") or [] if isinstance(d, dict)]
+    retry_after = retry_after_seconds(headers)
+    context_window = False
+    if any(d.get("reason") == "API_KEY_INVALID" for d in details) or "API key not valid" in message:
+        status, error_type, code = 401, "authentication_error", "invalid_api_key"
+    elif _CONTEXT_WINDOW.search(message):
+        error_type, code, context_window = "invalid_request_error", "context_length_exceeded", True
+    if retry_after is None:
+        retry_after = _retry_info_delay(details)
+    return UpstreamError(
+        status,
+        message,
+        type=error_type,
+        code=code,
+        retryable=True if status == 429 else None,
+        retry_after=retry_after,
+        context_window=context_window,
+    )
+
+
+def error_from_body(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, list) and payload and isinstance(payload[0], dict):
+        payload = payload[0]  # the JSON-array stream form wraps the error in a list
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        return error_from_gemini(status, payload["error"], headers)
+    snippet = body[:200].decode("utf-8", "replace").strip()
+    error_type, code = _type_for_status(status)
+    return UpstreamError(
+        status,
+        f"Gemini answered HTTP {status}" + (f": {snippet}" if snippet else ""),
+        type=error_type,
+        code=code,
+        retry_after=retry_after_seconds(headers),
+    )
+
+
+def _type_for_status(status: int) -> tuple[str, str | None]:
+    if status == 429:
+        return "rate_limit_error", "rate_limit_exceeded"
+    if status in (401, 403):
+        return ("authentication_error" if status == 401 else "permission_error"), None
+    return ("server_error" if status >= 500 or status < 400 else "invalid_request_error"), None
+
+
+def _retry_info_delay(details: list[JSON]) -> float | None:
+    """`google.rpc.RetryInfo {retryDelay: "38s"}` in seconds."""
+    for detail in details:
+        if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            match = _DURATION.match(str(detail.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
