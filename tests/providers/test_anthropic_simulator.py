@@ -40,7 +40,10 @@ async def client() -> AsyncIterator[TestClient[Any, Any]]:
 
 
 def state_of(client: TestClient[Any, Any]) -> SimulatorState:
-    return client.app[SIMULATOR_STATE]  # type: ignore[index]
+    app = client.app
+    assert app is not None
+    state: SimulatorState = app[SIMULATOR_STATE]
+    return state
 
 
 def messages_body(*messages: dict[str, Any], **fields: Any) -> dict[str, Any]:

@@ -109,7 +109,9 @@ def test_without_include_usage_no_usage_chunk_but_state_has_usage() -> None:
 
 def two_tool_stream() -> list[SSEEvent]:
     usage = {"input_tokens": 10, "cache_read_input_tokens": 4, "cache_creation_input_tokens": 1, "output_tokens": 1}
-    events = [{"type": "message_start", "message": {"id": "msg_1", "content": [], "usage": usage}}]
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": {"id": "msg_1", "content": [], "usage": usage}}
+    ]
     events.append({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
     events.append({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Both."}})
     events.append({"type": "content_block_stop", "index": 0})
