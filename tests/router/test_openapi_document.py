@@ -307,6 +307,14 @@ INVALID_REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
     "max_completion_tokens not an integer": ("ChatCompletionRequest", chat(max_completion_tokens=1.5)),
     "five stop sequences": ("ChatCompletionRequest", chat(stop=["a", "b", "c", "d", "e"])),
     "an http image URL": ("ChatCompletionRequest", vision_request("llava-v1.6-34b", "http://example.com/a.jpg", 9)),
+    "a data: URI that is not base64": ("ChatCompletionRequest", vision_request(
+        "llava-v1.6-34b", "data:image/jpeg,rawbytes", 9)),
+    "a data: URI that is not an image": ("ChatCompletionRequest", vision_request(
+        "llava-v1.6-34b", "data:text/plain;base64,aGk=", 9)),
+    "an assistant message with neither content nor tool calls": ("ChatCompletionRequest", chat(messages=[
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": None}])),
+    "stream_options without stream": ("ChatCompletionRequest", chat(stream=False,
+                                                                    stream_options={"include_usage": True})),
     "an image part without a URL": ("ChatCompletionRequest", chat(messages=[
         {"role": "user", "content": [{"type": "image_url", "image_url": {}}]}])),
     "an unknown tool_choice": ("ChatCompletionRequest", chat(tool_choice="sometimes")),
@@ -316,6 +324,7 @@ INVALID_REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
     "a prompt of floats": ("CompletionRequest", {"model": "Llama-3.1-70B-Instruct", "prompt": [1.5, 2.5]}),
     "an unknown encoding_format": ("EmbeddingRequest", {"model": "text-embedding-bge-m3", "input": "a",
                                                         "encoding_format": "int8"}),
+    "an empty input": ("EmbeddingRequest", {"model": "text-embedding-bge-m3", "input": ""}),
     "dimensions 0": ("EmbeddingRequest", {"model": "text-embedding-bge-m3", "input": "a", "dimensions": 0}),
     "input of mixed types": ("EmbeddingRequest", {"model": "text-embedding-bge-m3", "input": ["a", 1]}),
 }
