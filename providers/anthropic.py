@@ -35,7 +35,10 @@ What becomes of each OpenAI chat parameter (rejections are 400
 | `logprobs`, `top_logprobs`      | false / 0: dropped; otherwise 400                                  |
 | `frequency_penalty`, `presence_penalty` | 0: dropped; otherwise 400                                  |
 | `logit_bias`                    | empty: dropped; otherwise 400                                      |
-| `response_format`               | `text`: dropped; `json_object` / `json_schema`: 400                |
+| `response_format`               | `text`: dropped; `json_schema`: one forced tool whose input is the |
+|                                 | answer, returned as `content` with finish_reason stop (Anthropic's |
+|                                 | JSON recipe: schema-shaped, not grammar-enforced like OpenAI's     |
+|                                 | `strict`); with `tools` too, or `json_object`: 400                 |
 | `service_tier`, `store`, `metadata`, `prompt_cache_key`, `prediction` | dropped: OpenAI-side bookkeeping |
 | `modalities`                    | `["text"]`: dropped; otherwise 400                                 |
 | `audio`, `reasoning_effort`, `verbosity`, `web_search_options`, `functions`, `function_call` | 400 |
@@ -53,7 +56,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from providers.anthropic_stream import AnthropicStreamTranslator, from_anthropic_response, parse_anthropic_error
+from providers.anthropic_stream import (
+    AnthropicStreamTranslator,
+    from_anthropic_response,
+    invalid,
+    parse_anthropic_error,
+    structured_output_name,
+    structured_output_tool,
+)
 from providers.base import JSON, ApiRequest, Operation, StreamState, UpstreamCall, UpstreamError, Usage, dumps
 
 if TYPE_CHECKING:
@@ -79,7 +89,6 @@ HARMLESS: dict[str, tuple[Any, ...] | None] = {
     "metadata": None,
     "prompt_cache_key": None,
     "prediction": None,
-    "response_format": (None, {"type": "text"}),
     "modalities": (None, ["text"]),
 }
 # Parameters the translation below consumes.
@@ -98,12 +107,9 @@ TRANSLATED = frozenset(
         "tools",
         "tool_choice",
         "top_k",
+        "response_format",
     }
 )
-
-
-def invalid(message: str, param: str) -> UpstreamError:
-    return UpstreamError(400, message, type="invalid_request_error", param=param, retryable=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +171,8 @@ class AnthropicAdapter:
         return dumps(response), usage
 
     def stream_translator(self, request: ApiRequest) -> AnthropicStreamTranslator:
-        return AnthropicStreamTranslator(StreamState(request.public_model, request.include_usage))
+        state = StreamState(request.public_model, request.include_usage)
+        return AnthropicStreamTranslator(state, structured_output_name(request.body))
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return parse_anthropic_error(status, headers, body)
@@ -202,8 +209,16 @@ def to_anthropic_request(request: ApiRequest, upstream_model: str, variant: Anth
     if system:
         out["system"] = system
     out.update(_sampling(body))
+    structured = structured_output_tool(body)
     tools = _tools(body.get("tools"))
-    if tools:
+    if structured and tools:
+        raise invalid(
+            "response_format json_schema cannot be combined with tools on Anthropic models", "response_format"
+        )
+    if structured:
+        out["tools"] = [structured]
+        out["tool_choice"] = {"type": "tool", "name": structured["name"]}
+    elif tools:
         out["tools"] = tools
         choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
         if choice:

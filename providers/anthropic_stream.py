@@ -47,8 +47,40 @@ _CONTEXT_WINDOW_MARKERS = ("prompt is too long", "exceed context limit", "contex
 _MAX_ERROR_TEXT = 300
 
 
-def anthropic_stop_reason_to_finish_reason(stop_reason: str | None) -> str:
+def anthropic_stop_reason_to_finish_reason(stop_reason: str | None, structured: bool = False) -> str:
+    if structured and stop_reason == "tool_use":
+        return "stop"  # the forced tool call *is* the structured answer
     return STOP_REASON_TO_FINISH_REASON.get(stop_reason or "end_turn", "stop")
+
+
+def invalid(message: str, param: str) -> UpstreamError:
+    return UpstreamError(400, message, type="invalid_request_error", param=param, retryable=False)
+
+
+def structured_output_tool(body: Mapping[str, Any]) -> JSON | None:
+    """`response_format: json_schema` as the one tool Claude is made to call: its input
+    is the answer, handed back as `message.content` (Anthropic's own recipe for JSON)."""
+    response_format = body.get("response_format")
+    if response_format is None or response_format == {"type": "text"}:
+        return None
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        raise invalid(
+            "response_format json_object is not supported by Anthropic models; use json_schema", "response_format"
+        )
+    spec = response_format.get("json_schema")
+    spec = spec if isinstance(spec, dict) else {}
+    schema = spec.get("schema") or {"type": "object", "properties": {}}
+    if not spec.get("name") or not isinstance(schema, dict) or schema.get("type") != "object":
+        raise invalid("response_format json_schema needs a name and an object schema", "response_format")
+    tool: JSON = {"name": spec["name"], "input_schema": schema}
+    if spec.get("description"):
+        tool["description"] = spec["description"]
+    return tool
+
+
+def structured_output_name(body: Mapping[str, Any]) -> str | None:
+    tool = structured_output_tool(body)
+    return str(tool["name"]) if tool else None
 
 
 def anthropic_usage_to_usage(usage: Mapping[str, Any]) -> Usage:
@@ -116,8 +148,11 @@ def parse_anthropic_error(status: int, headers: Mapping[str, str], body: bytes) 
 class AnthropicStreamTranslator:
     """Anthropic stream events -> OpenAI `chat.completion.chunk` payloads."""
 
-    def __init__(self, state: StreamState) -> None:
+    def __init__(self, state: StreamState, structured_name: str | None = None) -> None:
         self.state = state
+        # response_format json_schema: this tool's input is streamed as content.
+        self._structured_name = structured_name
+        self._content_json_blocks: set[int] = set()
         self._tool_ordinal_by_block: dict[int, int] = {}
         self._input_usage: Mapping[str, Any] = {}
         self._output_tokens = 0
@@ -163,6 +198,9 @@ class AnthropicStreamTranslator:
             return self._text(str(block["text"]))
         if block.get("type") != "tool_use":
             return []  # thinking and server-tool blocks have no OpenAI counterpart
+        if self._structured_name is not None and block.get("name") == self._structured_name:
+            self._content_json_blocks.add(index)
+            return []
         ordinal = len(self._tool_ordinal_by_block)
         self._tool_ordinal_by_block[index] = ordinal
         name = str(block.get("name") or "")
@@ -179,6 +217,8 @@ class AnthropicStreamTranslator:
         delta_type = delta.get("type")
         if delta_type == "text_delta":
             return self._text(str(delta.get("text") or ""))
+        if delta_type == "input_json_delta" and index in self._content_json_blocks:
+            return self._text(str(delta.get("partial_json") or ""))
         if delta_type == "input_json_delta" and index in self._tool_ordinal_by_block:
             fragment = str(delta.get("partial_json") or "")
             if not fragment:
@@ -203,7 +243,8 @@ class AnthropicStreamTranslator:
         stop_reason = delta.get("stop_reason")
         if stop_reason is None or self.state.finish_reason is not None:
             return []
-        self.state.finish_reason = anthropic_stop_reason_to_finish_reason(stop_reason)
+        structured = self._structured_name is not None
+        self.state.finish_reason = anthropic_stop_reason_to_finish_reason(stop_reason, structured)
         return [self._chunk({}, self.state.finish_reason)]
 
     def _update_usage(self) -> None:
@@ -240,11 +281,14 @@ def from_anthropic_response(request: ApiRequest, body: bytes) -> tuple[JSON, Usa
         raise UpstreamError(502, "anthropic: response is not JSON", type="server_error") from exc
     if not isinstance(message, dict) or not isinstance(message.get("content"), list):
         raise UpstreamError(502, "anthropic: response is not a message", type="server_error")
+    structured_name = structured_output_name(request.body)
     texts: list[str] = []
     tool_calls: list[JSON] = []
     for block in message["content"]:
         if block.get("type") == "text":
             texts.append(str(block.get("text") or ""))
+        elif block.get("type") == "tool_use" and structured_name is not None and block.get("name") == structured_name:
+            texts.append(orjson.dumps(block.get("input") or {}).decode())
         elif block.get("type") == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
             function = {"name": block.get("name"), "arguments": arguments}
@@ -264,7 +308,9 @@ def from_anthropic_response(request: ApiRequest, body: bytes) -> tuple[JSON, Usa
                 "index": 0,
                 "message": out_message,
                 "logprobs": None,
-                "finish_reason": anthropic_stop_reason_to_finish_reason(message.get("stop_reason")),
+                "finish_reason": anthropic_stop_reason_to_finish_reason(
+                    message.get("stop_reason"), structured_name is not None
+                ),
             }
         ],
         "usage": usage_to_openai(usage, int(raw_usage.get("cache_read_input_tokens") or 0)),

@@ -258,7 +258,7 @@ def test_max_tokens_defaults_to_the_models_max_output_length() -> None:
         ("presence_penalty", -1),
         ("logit_bias", {"50256": -100}),
         ("response_format", {"type": "json_object"}),
-        ("response_format", {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
+        ("response_format", {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "array"}}}),
         ("reasoning_effort", "high"),
         ("functions", [{"name": "f"}]),
         ("modalities", ["text", "audio"]),
@@ -269,6 +269,44 @@ def test_max_tokens_defaults_to_the_models_max_output_length() -> None:
 def test_parameters_without_equivalent_are_rejected_by_name(param: str, value: Any) -> None:
     error = rejected({"messages": [USER], param: value})
     assert error.param == param and param in error.message
+
+
+# --- structured output ----------------------------------------------------------
+
+CITY_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "city",
+        "description": "A city",
+        "strict": True,
+        "schema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+    },
+}
+
+
+def test_json_schema_becomes_one_forced_tool() -> None:
+    body = translate({"messages": [USER], "response_format": CITY_FORMAT})
+    schema = CITY_FORMAT["json_schema"]["schema"]  # type: ignore[index]
+    assert body["tools"] == [{"name": "city", "description": "A city", "input_schema": schema}]
+    assert body["tool_choice"] == {"type": "tool", "name": "city"}
+
+
+def test_json_schema_with_tools_is_rejected() -> None:
+    error = rejected({"messages": [USER], "response_format": CITY_FORMAT, "tools": [NO_PARAMS]})
+    assert error.param == "response_format"
+
+
+def test_json_schema_answer_comes_back_as_content() -> None:
+    upstream = {
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": "city", "input": {"name": "Paris"}}],
+        "stop_reason": "tool_use",
+        "usage": {"input_tokens": 5, "output_tokens": 6},
+    }
+    request = api_request({"messages": [USER], "response_format": CITY_FORMAT})
+    body, _ = anthropic_adapter().parse_response(request, orjson.dumps(upstream))
+    choice = orjson.loads(body)["choices"][0]
+    assert choice["message"] == {"role": "assistant", "content": '{"name":"Paris"}', "refusal": None}
+    assert choice["finish_reason"] == "stop"
 
 
 # --- tools -----------------------------------------------------------------------

@@ -183,3 +183,22 @@ def test_non_json_event_is_a_bad_gateway() -> None:
     with pytest.raises(UpstreamError) as caught:
         translator.feed(SSEEvent("message_start", b"<html>"))
     assert caught.value.status == 502
+
+
+def test_structured_output_tool_streams_as_content() -> None:
+    translator = AnthropicStreamTranslator(StreamState(public_model="m", include_usage=False), structured_name="city")
+    block = {"type": "tool_use", "id": "toolu_1", "name": "city", "input": {}}
+    stream: list[dict[str, Any]] = [
+        {"type": "message_start", "message": {"usage": {"input_tokens": 3}}},
+        {"type": "content_block_start", "index": 0, "content_block": block},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": '{"na'}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": 'me": 1}'}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 4}},
+        {"type": "message_stop"},
+    ]
+    chunks = [orjson.loads(p) for e in stream for p in translator.feed(event(e))]
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert all("tool_calls" not in d for d in deltas)
+    assert "".join(d.get("content", "") for d in deltas) == '{"name": 1}'
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" == translator.state.finish_reason
