@@ -159,10 +159,14 @@ class AnthropicAdapter:
         )
         headers = {"content-type": "application/json"}
         key = config.api_key.get() if config.api_key else ""
+        # Without a credential the header is left out: the upstream then says which one is missing.
         if variant.bearer_auth:
-            headers["authorization"] = f"Bearer {key or _token_from_file(config)}"
+            token = key or _token_from_file(config)
+            if token:
+                headers["authorization"] = f"Bearer {token}"
         else:
-            headers["x-api-key"] = key
+            if key:
+                headers["x-api-key"] = key
             headers["anthropic-version"] = config.anthropic_version
         return UpstreamCall(url=config.base_url.rstrip("/") + path, headers=headers, body=dumps(body))
 

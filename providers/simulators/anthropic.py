@@ -70,11 +70,19 @@ def create_app() -> web.Application:
     return app
 
 
-def error_response(status: int, message: str, retry_after: float | None = None) -> web.Response:
+def error_body(status: int, message: str) -> JSON:
     error_type = ERROR_TYPE_BY_STATUS.get(status, "api_error" if status >= 500 else "invalid_request_error")
-    body = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": "req_simulated"}
+    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": "req_simulated"}
+
+
+def error_response(status: int, message: str, retry_after: float | None = None) -> web.Response:
     headers = {"retry-after": f"{retry_after:g}"} if retry_after is not None else {}
-    return web.json_response(body, status=status, headers=headers)
+    return web.json_response(error_body(status, message), status=status, headers=headers)
+
+
+def fault_error_response(fault: Fault) -> web.Response:
+    status = fault.status or 500
+    return error_response(status, ERROR_MESSAGES.get(status, f"simulated error {status}"), fault.retry_after)
 
 
 async def messages_endpoint(request: web.Request) -> web.StreamResponse:
@@ -101,11 +109,12 @@ async def vertex_endpoint(request: web.Request) -> web.StreamResponse:
 
 
 def _fault_response(fault: Fault | None) -> web.Response | None:
+    """A status fault answers at once, unless it comes with drop_after_chunks: on a
+    stream that is an `error` event after that many events, as the API does mid-stream."""
     if fault is None:
         return None
-    if fault.status is not None:
-        message = ERROR_MESSAGES.get(fault.status, f"simulated error {fault.status}")
-        return error_response(fault.status, message, fault.retry_after)
+    if fault.status is not None and fault.drop_after_chunks is None:
+        return fault_error_response(fault)
     if fault.garbage:
         return web.Response(body=b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
     return None
@@ -126,6 +135,8 @@ async def _answer(
     message = answer_message(body, vertex_model or body["model"])
     if body.get("stream"):
         return await _stream(request, state, fault, message)
+    if fault is not None and fault.status is not None:
+        return fault_error_response(fault)
     if fault is not None and fault.endless:
         return await _endless_body(request, state, fault)
     return web.json_response(message)
@@ -440,17 +451,29 @@ async def _stream(
         message = {**message, "content": [{"type": "text", "text": "Endless"}], "stop_reason": "end_turn"}
     try:
         for sent, (name, data) in enumerate(stream_events(message, endless)):
-            if drop_after is not None and sent >= drop_after:
-                if request.transport is not None:
-                    request.transport.close()
+            if fault is not None and drop_after is not None and sent >= drop_after:
+                await _end_early(request, response, fault)
                 return response
-            await response.write(b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
+            await response.write(sse_event(name, data))
             if delay or endless:
                 await asyncio.sleep(delay or 0.01)
         await response.write_eof()
     except ConnectionError:  # the client went away
         state.disconnects += 1
     return response
+
+
+def sse_event(name: str, data: JSON) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+async def _end_early(request: web.Request, response: web.StreamResponse, fault: Fault) -> None:
+    if fault.status is not None:  # an error event, then the stream ends cleanly
+        message = ERROR_MESSAGES.get(fault.status, f"simulated error {fault.status}")
+        await response.write(sse_event("error", error_body(fault.status, message)))
+        await response.write_eof()
+    elif request.transport is not None:  # the connection drops mid-stream
+        request.transport.close()
 
 
 async def _endless_body(request: web.Request, state: SimulatorState, fault: Fault) -> web.StreamResponse:

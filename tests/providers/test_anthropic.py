@@ -475,3 +475,15 @@ def test_vertex_google_style_error() -> None:
     body = orjson.dumps({"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED"}})
     error = anthropic_adapter().parse_error(429, {}, body)
     assert error.status == 429 and error.type == "rate_limit_error" and "Quota exceeded" in error.message
+
+
+def test_missing_credentials_leave_the_header_out(tmp_path: Any) -> None:
+    config = ProviderConfig(name="p", kind="anthropic", base_url="https://a")
+    call = ADAPTERS["anthropic"](config).build_call(api_request({"messages": [USER]}), "m")
+    assert "x-api-key" not in call.headers and call.headers["anthropic-version"] == "2023-06-01"
+    token_file = tmp_path / "token"
+    token_file.write_text("ya29.token\n")
+    vertex = ProviderConfig(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l",
+                            token_file=str(token_file))  # fmt: skip
+    call = ADAPTERS["anthropic-vertex"](vertex).build_call(api_request({"messages": [USER]}), "m")
+    assert call.headers["authorization"] == "Bearer ya29.token"

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from providers.anthropic import to_anthropic_request
 from providers.anthropic_stream import AnthropicStreamTranslator, parse_anthropic_error
-from providers.base import ApiRequest, Operation, StreamState
+from providers.base import ApiRequest, Operation, StreamState, UpstreamError
 from providers.simulators.anthropic import create_app
 from providers.simulators.common import SIMULATOR_STATE, Fault, SimulatorState
 from providers.sse import SSEDecoder, SSEEvent
@@ -318,3 +318,19 @@ async def test_vertex_path(client: TestClient[Any, Any]) -> None:
     ]:
         async with client.post(VERTEX_PATH + ":rawPredict", data=orjson.dumps(bad_body), headers=headers) as response:
             assert response.status == status
+
+
+async def test_status_with_drop_after_chunks_is_a_mid_stream_error_event(client: TestClient[Any, Any]) -> None:
+    state_of(client).faults.append(Fault(status=529, drop_after_chunks=4))
+    events = await stream_events(client, messages_body(user("Tell me a story"), stream=True))
+    assert [e.event for e in events][:4] == ["message_start", "content_block_start", "ping", "content_block_delta"]
+    assert events[-1].event == "error" and len(events) == 5
+    translator = AnthropicStreamTranslator(StreamState(public_model="c", include_usage=True))
+    for e in events[:-1]:
+        translator.feed(e)
+    with pytest.raises(UpstreamError) as caught:
+        translator.feed(events[-1])
+    assert caught.value.status == 529 and caught.value.code == "overloaded_error"
+    state_of(client).faults.append(Fault(status=529, drop_after_chunks=4))
+    status, body = await post(client, messages_body(user("hi")))  # a plain call gets the status itself
+    assert status == 529 and body["error"]["type"] == "overloaded_error"
