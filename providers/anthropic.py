@@ -337,6 +337,8 @@ def _to_anthropic_messages(
             turn_role, blocks = "user", [_tool_result_block(message, i)]
         else:
             raise invalid(f"messages[{i}].role {role!r} is not supported by Anthropic models", f"messages[{i}].role")
+        if not blocks:
+            continue  # an empty turn says nothing, and the API refuses empty content
         if turns and turns[-1]["role"] == turn_role:
             turns[-1]["content"].extend(blocks)
         else:
@@ -364,7 +366,7 @@ def _texts(content: Any, param: str) -> list[str]:
 
 def _user_blocks(content: Any, request: ApiRequest, inline_urls: bool, i: int) -> list[JSON]:
     if isinstance(content, str):
-        return [{"type": "text", "text": content}]
+        return [{"type": "text", "text": content}] if content else []
     if not isinstance(content, list):
         raise invalid("user content must be a string or a list of parts", f"messages[{i}].content")
     blocks: list[JSON] = []
@@ -372,7 +374,8 @@ def _user_blocks(content: Any, request: ApiRequest, inline_urls: bool, i: int) -
         param = f"messages[{i}].content[{j}]"
         part_type = part.get("type") if isinstance(part, dict) else None
         if part_type == "text":
-            blocks.append({"type": "text", "text": str(part.get("text") or "")})
+            if part.get("text"):
+                blocks.append({"type": "text", "text": str(part["text"])})
         elif part_type == "image_url":
             blocks.append(_image_block(part.get("image_url"), request, inline_urls, param))
         else:

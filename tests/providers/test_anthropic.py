@@ -121,6 +121,21 @@ def test_consecutive_same_role_messages_are_merged() -> None:
     ]
 
 
+def test_empty_turns_are_left_out() -> None:
+    body = translate(
+        {
+            "messages": [
+                USER,
+                {"role": "assistant", "content": ""},
+                {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "again"}]},
+            ]
+        }
+    )
+    assert body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "again"}]}
+    ]
+
+
 def test_tool_calls_and_results_of_one_turn_in_one_user_message() -> None:
     calls = [
         {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
