@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import re
 import shlex
@@ -94,6 +95,9 @@ if TYPE_CHECKING:
 TOKEN_FILE_CHECK_SECONDS = 5.0
 TOKEN_COMMAND_MAX_AGE_SECONDS = 45 * 60  # Google access tokens live an hour
 TOKEN_COMMAND_TIMEOUT_SECONDS = 30.0
+TOKEN_COMMAND_RETRY_SECONDS = 10.0  # a failing command is not re-run more often
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,6 +450,7 @@ class _TokenCommandCredential:
         self._token = ""
         self._fetched = float("-inf")
         self._running: asyncio.Task[None] | None = None
+        self._attempted = float("-inf")
 
     def current(self) -> str:
         if time.monotonic() - self._fetched >= TOKEN_COMMAND_MAX_AGE_SECONDS:
@@ -457,15 +462,26 @@ class _TokenCommandCredential:
         return self._token
 
     def _refresh_in_background(self) -> None:
-        if self._running is not None and not self._running.done():
+        running = self._running is not None and not self._running.done()
+        if running or time.monotonic() - self._attempted < TOKEN_COMMAND_RETRY_SECONDS:
             return
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:
-            return
-        self._running = loop.create_task(self.refresh())
+            return  # not serving yet: the first request will start it
+        self._start().add_done_callback(_log_refresh_failure)
+
+    def _start(self) -> asyncio.Task[None]:
+        if self._running is None or self._running.done():
+            self._attempted = time.monotonic()
+            self._running = asyncio.get_running_loop().create_task(self._fetch())
+        return self._running
 
     async def refresh(self) -> None:
+        """Run the command now, or wait for the run already under way."""
+        await asyncio.shield(self._start())
+
+    async def _fetch(self) -> None:
         process = await asyncio.create_subprocess_exec(
             *self._argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
         )
@@ -479,6 +495,11 @@ class _TokenCommandCredential:
         if process.returncode != 0 or not token:
             raise UpstreamError(503, f"The Vertex AI token_command failed ({process.returncode})", type="server_error")
         self._token, self._fetched = token, time.monotonic()
+
+
+def _log_refresh_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("Vertex AI token refresh failed: %s", task.exception())
 
 
 _Credential = _StaticCredential | _TokenFileCredential | _TokenCommandCredential
