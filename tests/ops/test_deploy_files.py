@@ -179,10 +179,12 @@ def alert_rules() -> list[dict[str, Any]]:
 
 
 def test_query_checker_reports_unknown_metrics_labels_and_functions() -> None:
-    assert query_problems('sum by (model, le) (rate(llm_router_request_duration_seconds_bucket{model=~".*"}[5m]))') == []
+    good = 'sum by (model, le) (rate(llm_router_request_duration_seconds_bucket{model=~".*"}[5m]))'
+    assert query_problems(good) == []
     assert query_problems("rate(llm_router_request_total[5m])") == [
         "metric llm_router_request_total is not in the contract"]
-    assert query_problems('llm_router_tokens_total{provider="x"}') == ["llm_router_tokens_total has no label 'provider'"]
+    assert query_problems('llm_router_tokens_total{provider="x"}') == [
+        "llm_router_tokens_total has no label 'provider'"]
     assert query_problems("sum by (provider) (llm_router_tokens_total)") == [
         "grouping by 'provider', which no metric of the query carries"]
     assert query_problems("ratez(llm_router_retries_total[5m])") == ["unknown function ratez()"]
@@ -340,8 +342,9 @@ def test_kubernetes_scrape_config_finds_the_gateway_pods(tmp_path: Path) -> None
 
 
 def gateway_container() -> dict[str, Any]:
-    (container,) = k8s_objects()["Deployment/llm-router"]["spec"]["template"]["spec"]["containers"]
-    return container
+    containers: list[dict[str, Any]] = k8s_objects()["Deployment/llm-router"]["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
 
 
 def configmap_routes() -> dict[str, Any]:
