@@ -17,6 +17,8 @@ What becomes of each OpenAI chat parameter (rejections are 400
 | `image_url` `data:` URI         | base64 image (jpeg, png, gif, webp; any other type: 400)          |
 | `image_url` https URL           | URL image (anthropic); the router's fetched copy as base64 (vertex)|
 | `image_url.detail`, msg `name`  | dropped: no equivalent, no effect on the answer's form             |
+| empty text parts, empty turns   | left out (the API refuses empty content; they say nothing)         |
+| assistant `refusal` parts       | text blocks                                                        |
 | `input_audio`, `file` parts     | 400                                                                |
 | `max_completion_tokens`         | `max_tokens` (first choice)                                        |
 | `max_tokens`                    | `max_tokens`; absent: the model's max_output_length, else 4096     |
