@@ -112,7 +112,9 @@ class ApiRequest:
     public_model: str
     stream: bool = False
     include_usage: bool = False
-    # Images the router fetched for this call, by URL (only for adapters that ask).
+    # The https image URLs the request refers to (checked by the SSRF guard), and the
+    # images the router fetched for this call, by URL (only for adapters that ask).
+    image_urls: tuple[str, ...] = ()
     images: Mapping[str, InlineImage] = field(default_factory=dict)
     # multipart (transcriptions): the form fields and the file, passed through.
     form: Sequence[tuple[str, str]] = ()

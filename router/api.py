@@ -1,0 +1,241 @@
+"""The OpenAI-compatible handlers: parse, authorize, dispatch, respond.
+
+Every endpoint prefix of the route table (`/v1`, `/v2`, `/vision`, ...) serves the
+same routes; the prefixes come from the table, so a reload can add one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from providers.base import ApiRequest, Operation, Usage
+from router import validate
+from router.auth import authenticate
+from router.config import KeyConfig, ModelConfig, ModelType
+from router.dispatch import Outcome, dispatch
+from router.errors import GatewayError
+from router.metering import UsageRecord, today
+from router.middleware import EXCHANGE, Exchange
+from router.runtime import Gateway, Runtime
+from router.streaming import StreamRelay
+from router.tokens import estimate_prompt_tokens, requested_output_tokens
+from router.usage_api import usage_rows
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+_OPERATION_MODEL_TYPE = {Operation.CHAT: ModelType.CHAT, Operation.COMPLETIONS: ModelType.CHAT,
+                         Operation.EMBEDDINGS: ModelType.EMBEDDING, Operation.TRANSCRIPTION: ModelType.TRANSCRIPTION}
+_USE_INSTEAD = {ModelType.CHAT: "/chat/completions", ModelType.EMBEDDING: "/embeddings",
+                ModelType.TRANSCRIPTION: "/audio/transcriptions"}
+
+
+def model_not_found(model_id: str) -> GatewayError:
+    # The same answer whether the model does not exist or is not dedicated to this key.
+    return GatewayError(404, f"The model '{model_id}' does not exist or you do not have access to it.",
+                        param="model", code="model_not_found")
+
+
+def find_model(rt: Runtime, endpoint: str, caller: KeyConfig, model_id: str) -> ModelConfig:
+    model = rt.table.models.get(model_id)
+    if model is None or endpoint not in model.endpoints or not caller.allows(model_id):
+        raise model_not_found(model_id)
+    return model
+
+
+def _model_card(model: ModelConfig, rt: Runtime) -> dict[str, object]:
+    owned_by = model.owned_by
+    if not owned_by:
+        provider = rt.table.providers[model.targets[0].provider]
+        owned_by = f"llm-router simulator of {provider.kind}" if provider.simulated else provider.kind
+    meta = model.meta_data
+    return {"id": model.id, "object": "model", "created": model.created, "owned_by": owned_by,
+            "meta_data": {"max_sequence_length": meta.max_sequence_length, "hidden_size": meta.hidden_size,
+                          "max_output_length": meta.max_output_length}}
+
+
+async def list_models(request: web.Request, rt: Runtime, endpoint: str, caller: KeyConfig) -> web.Response:
+    cards = [_model_card(m, rt) for m in rt.models_by_endpoint.get(endpoint, ()) if caller.allows(m.id)]
+    return web.json_response({"object": "list", "data": cards})
+
+
+async def get_model(request: web.Request, rt: Runtime, endpoint: str, caller: KeyConfig) -> web.Response:
+    model_id = request.path[len(endpoint) + len("/models/"):]
+    return web.json_response(_model_card(find_model(rt, endpoint, caller, model_id), rt))
+
+
+async def own_usage(request: web.Request, rt: Runtime, endpoint: str, caller: KeyConfig) -> web.Response:
+    rows = await usage_rows(request, request.app[GATEWAY].meter, key=caller.name)
+    return web.json_response({"object": "list", "data": rows})
+
+
+async def _read_json_request(request: web.Request, rt: Runtime) -> ApiRequest:
+    limits = rt.table.server.request_limits
+    return ApiRequest(Operation.CHAT, validate.parse_body(await request.read(), limits), "")
+
+
+async def _read_multipart(request: web.Request, rt: Runtime) -> ApiRequest:
+    limits = rt.table.server.request_limits
+    if not request.content_type.startswith("multipart/form-data"):
+        raise validate.bad("file", "Transcriptions take multipart/form-data with a 'file' and a 'model'.")
+    fields: dict[str, str] = {}
+    form: list[tuple[str, str]] = []
+    upload: tuple[str, bytes, str] | None = None
+    reader = await request.multipart()
+    async for part in reader:
+        name = part.name or ""
+        if part.filename is not None:  # type: ignore[union-attr]
+            content = await part.read(decode=False)  # type: ignore[union-attr]
+            if len(content) > limits.max_file_bytes:
+                raise GatewayError(413, f"The file is larger than the limit of {limits.max_file_bytes} bytes "
+                                        "(max_file_bytes).", param="file", code="file_too_large")
+            upload = (part.filename, bytes(content), part.headers.get("Content-Type", "application/octet-stream"))  # type: ignore[union-attr]
+        else:
+            value = await part.text()  # type: ignore[union-attr]
+            fields[name] = value
+            if name != "model":
+                form.append((name, value))
+    if upload is None:
+        raise validate.bad("file", "Missing required parameter: 'file'.")
+    return ApiRequest(Operation.TRANSCRIPTION, dict(fields), "", form=tuple(form), file=upload)
+
+
+async def _prepare(request: web.Request, rt: Runtime, endpoint: str, caller: KeyConfig,
+                   operation: Operation) -> tuple[ApiRequest, ModelConfig]:
+    limits = rt.table.server.request_limits
+    if operation is Operation.TRANSCRIPTION:
+        raw = await _read_multipart(request, rt)
+    else:
+        raw = await _read_json_request(request, rt)
+    body = raw.body
+    model_id = validate.model_id(body, limits)
+    ex = request[EXCHANGE]
+    ex.model = model_id
+    model = find_model(rt, endpoint, caller, model_id)
+    if model.type is not _OPERATION_MODEL_TYPE[operation]:
+        raise validate.bad("model", f"The model '{model_id}' is a {model.type.value} model; use "
+                                    f"{endpoint}{_USE_INSTEAD[model.type]} with it.", "wrong_endpoint")
+    if operation is Operation.COMPLETIONS and not model.completions:
+        raise validate.bad("model", f"Raw completions are only available for open-source models; '{model_id}' "
+                                    f"does not offer them. Use {endpoint}/chat/completions instead.",
+                           "completions_not_supported")
+    stream = include_usage = False
+    image_urls: list[str] = []
+    if operation in (Operation.CHAT, Operation.COMPLETIONS):
+        stream, include_usage = validate.stream_flags(body)
+    if operation is Operation.CHAT:
+        image_urls = validate.chat(body, limits)
+    elif operation in validate.VALIDATORS:
+        validate.VALIDATORS[operation](body)
+    ex.stream = stream
+    return ApiRequest(operation, body, model.id, stream, include_usage, image_urls=tuple(image_urls),
+                      form=raw.form, file=raw.file, max_output_length=model.meta_data.max_output_length), model
+
+
+def _headers(ex: Exchange, outcome: Outcome, extra: dict[str, str]) -> dict[str, str]:
+    return {**extra, "x-request-id": ex.request_id, "x-llm-router-provider": outcome.provider.name,
+            "x-llm-router-model": outcome.model.id}
+
+
+async def _respond(outcome: Outcome, ex: Exchange, headers: dict[str, str], prompt_estimate: int) -> web.Response:
+    assert outcome.body is not None
+    body, usage = outcome.adapter.parse_response(outcome.request, outcome.body)
+    if usage.estimated:
+        usage = Usage(prompt_estimate, 0, estimated=True)
+    ex.usage = usage
+    content_type = "application/json"
+    if outcome.request.operation is Operation.TRANSCRIPTION and not body.lstrip().startswith(b"{"):
+        content_type = "text/plain"
+    return web.Response(body=body, content_type=content_type, headers=headers)
+
+
+async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyConfig,
+                operation: Operation) -> web.StreamResponse:
+    gw = request.app[GATEWAY]
+    ex = request[EXCHANGE]
+    api_request, model = await _prepare(request, rt, endpoint, caller, operation)
+    prompt_estimate = estimate_prompt_tokens(operation, api_request.body)
+    reserve = prompt_estimate
+    if operation in (Operation.CHAT, Operation.COMPLETIONS):
+        reserve += requested_output_tokens(api_request.body, model.meta_data.max_output_length or 1024)
+    admission = await gw.limiter.admit(caller, model, reserve)
+    relay: StreamRelay | None = None
+    failed = True
+    try:
+        outcome = await dispatch(gw, rt, model, api_request, ex.trace)
+        ex.model = outcome.model.id
+        headers = _headers(ex, outcome, dict(admission.headers))
+        if outcome.response is None:
+            response: web.StreamResponse = await _respond(outcome, ex, headers, prompt_estimate)
+        else:
+            relay = StreamRelay(ex, outcome, prompt_estimate)
+            response = await relay.run(request, headers)
+        failed = ex.status >= 400
+        return response
+    finally:
+        if relay is not None:
+            ex.usage = relay.usage
+        used = ex.usage.total_tokens if ex.usage else 0
+        await admission.settle(used)
+        gw.meter.record(UsageRecord(
+            request_id=ex.request_id, date=today(), key=caller.name, model=ex.model,
+            provider=ex.trace.provider, prompt_tokens=ex.usage.prompt_tokens if ex.usage else 0,
+            completion_tokens=ex.usage.completion_tokens if ex.usage else 0, error=failed,
+            estimated=bool(ex.usage and ex.usage.estimated)))
+
+
+EndpointHandler = Callable[[web.Request, Runtime, str, KeyConfig], Awaitable[web.StreamResponse]]
+
+
+def _proxy_for(operation: Operation) -> EndpointHandler:
+    async def handler(request: web.Request, rt: Runtime, endpoint: str, caller: KeyConfig) -> web.StreamResponse:
+        return await proxy(request, rt, endpoint, caller, operation)
+
+    return handler
+
+
+ROUTES: dict[str, tuple[str, EndpointHandler]] = {
+    "/chat/completions": ("POST", _proxy_for(Operation.CHAT)),
+    "/completions": ("POST", _proxy_for(Operation.COMPLETIONS)),
+    "/embeddings": ("POST", _proxy_for(Operation.EMBEDDINGS)),
+    "/audio/transcriptions": ("POST", _proxy_for(Operation.TRANSCRIPTION)),
+    "/models": ("GET", list_models),
+    "/usage": ("GET", own_usage),
+}
+_MODEL_PATH = re.compile(r"^/models/[^/]+$")
+
+
+def _split_endpoint(rt: Runtime, path: str) -> tuple[str, str] | None:
+    """`/v2/chat/completions` -> (`/v2`, `/chat/completions`), longest endpoint first."""
+    slash = path.find("/", 1)
+    if slash > 0 and path[:slash] in rt.models_by_endpoint:
+        return path[:slash], path[slash:]
+    for endpoint in sorted(rt.models_by_endpoint, key=len, reverse=True):
+        if path.startswith(endpoint + "/"):
+            return endpoint, path[len(endpoint):]
+    return None
+
+
+async def endpoint_handler(request: web.Request) -> web.StreamResponse:
+    gw = request.app[GATEWAY]
+    rt = gw.runtime  # this request keeps this table to its end, whatever reloads happen meanwhile
+    split = _split_endpoint(rt, request.path)
+    if split is None:
+        raise web.HTTPNotFound()
+    endpoint, rest = split
+    if rest in ROUTES:
+        method, handler = ROUTES[rest]
+    elif _MODEL_PATH.match(rest):
+        method, handler = "GET", get_model
+    else:
+        raise web.HTTPNotFound()
+    if request.method != method:
+        raise web.HTTPMethodNotAllowed(request.method, [method])
+    ex = request[EXCHANGE]
+    ex.endpoint = endpoint
+    caller = authenticate(rt.table, request)
+    ex.key_name = caller.name
+    return await handler(request, rt, endpoint, caller)
+

@@ -1,0 +1,73 @@
+"""The application factory: middleware, routes, and the long-lived resources opened
+and closed with the app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from router import admin, metrics
+from router.api import GATEWAY, endpoint_handler
+from router.config import RouteTable
+from router.middleware import gateway_middleware
+from router.runtime import Gateway, build_runtime
+
+log = logging.getLogger("llm_router")
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    if not gateway.redis_ready:
+        return web.json_response({"status": "not ready", "reason": "the shared state (Redis) is unreachable",
+                                  "version": gateway.runtime.table.version}, status=503)
+    return web.json_response({"status": "ready", "version": gateway.runtime.table.version})
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi_handler(request: web.Request) -> web.StreamResponse:
+    if not OPENAPI_PATH.exists():
+        raise web.HTTPNotFound()
+    return web.FileResponse(OPENAPI_PATH, headers={"Content-Type": "application/json"})
+
+
+def create_app(table: RouteTable, config_path: str | Path | None = None,
+               transform: Callable[[RouteTable], RouteTable] | None = None,
+               gateway: Gateway | None = None) -> web.Application:
+    """`transform` is applied to every table loaded later (demo: point providers at simulators)."""
+    limits = table.server.request_limits
+    app = web.Application(middlewares=[gateway_middleware], client_max_size=limits.max_body_bytes,
+                          handler_args={"max_field_size": limits.max_header_bytes,
+                                        "max_line_size": limits.max_header_bytes})
+    app[GATEWAY] = gateway or Gateway(build_runtime(table))
+    app[admin.CONFIG_PATH] = Path(config_path or table.path)
+    app[admin.TABLE_TRANSFORM] = transform or (lambda t: t)
+    metrics.CONFIG_INFO.clear()
+    metrics.CONFIG_INFO.labels(table.version).set(1)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/openapi.json", openapi_handler)
+    app.router.add_post("/admin/reload", admin.reload_handler)
+    app.router.add_get("/admin/usage", admin.usage_handler)
+    app.router.add_get("/admin/config", admin.config_handler)
+    app.router.add_route("*", "/{tail:.*}", endpoint_handler)
+    app.cleanup_ctx.append(_gateway_resources)
+    return app
+
+
+async def _gateway_resources(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[GATEWAY].close()

@@ -1,0 +1,144 @@
+"""llm-router serve | check | demo (the command line is contract)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+
+from router import logs
+from router.app import create_app
+from router.config import ConfigError, RouteTable, load
+from router.demo import simulated, start_simulators
+from router.server import bound_port, run, run_workers, serve_app
+
+log = logging.getLogger("llm_router")
+DEFAULT_CONFIG = "routes.yaml"
+
+
+def _load_or_exit(path: str) -> RouteTable:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(f"{path}: the route table is not valid ({len(exc.errors)} error(s)):", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def check(args: argparse.Namespace) -> int:
+    try:
+        table = load(args.config)
+    except ConfigError as exc:
+        for error in exc.errors:
+            print(error)
+        return 1
+    print(f"{args.config}: ok (version {table.version}; {len(table.providers)} providers, "
+          f"{len(table.models)} models, {len(table.keys)} keys)")
+    return 0
+
+
+def _serve_process(config: str, host: str | None, port: int | None, reuse_port: bool) -> None:
+    table = _load_or_exit(config)
+    logs.setup(table.logging.level)
+    host = host or table.server.host
+    port = port if port is not None else table.server.port
+
+    async def main() -> None:
+        app = create_app(table, config)
+
+        def started(sockets: list[object]) -> None:
+            log.info("serving", extra={"fields": {"host": host, "port": port, "version": table.version,
+                                                  "pid": os.getpid(), "models": len(table.models)}})
+
+        await serve_app(app, host, port, table.server.shutdown_grace, reuse_port, started)
+
+    run(main)
+
+
+def serve(args: argparse.Namespace) -> int:
+    _load_or_exit(args.config)  # fail fast, before any worker starts
+    if args.workers > 1:
+        run_workers(_serve_process, (args.config, args.host, args.port, True), args.workers)
+    else:
+        _serve_process(args.config, args.host, args.port, False)
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    os.environ.setdefault("DEMO_API_KEY", "sk-demo-" + secrets.token_hex(12))
+    os.environ.setdefault("ROUTER_ADMIN_KEY", "sk-admin-" + secrets.token_hex(12))
+    table = _load_or_exit(args.config)
+    logs.setup(table.logging.level)
+    host = args.host or "127.0.0.1"
+    port = args.port if args.port is not None else 8080
+
+    async def main() -> None:
+        urls, runners = await start_simulators({p.kind for p in table.providers.values()})
+        transform = simulated(urls)
+        app = create_app(transform(table), args.config, transform)
+        log.warning("DEMO: every provider is replaced by a local simulator of its protocol; "
+                    "answers are simulated")
+
+        def started(sockets: list[object]) -> None:
+            actual = bound_port(sockets)  # type: ignore[arg-type]
+            print(_snippet(host, actual), flush=True)
+
+        try:
+            await serve_app(app, host, port, 1.0, False, started)
+        finally:
+            for runner in runners:
+                await runner.cleanup()
+
+    run(main)
+    return 0
+
+
+def _snippet(host: str, port: int) -> str:
+    key = os.environ["DEMO_API_KEY"]
+    return f"""
+llm-router demo is serving on http://{host}:{port} (every upstream is a local simulator)
+
+  demo key:  {key}
+  admin key: {os.environ["ROUTER_ADMIN_KEY"]}
+
+Paste this into Python (pip install openai):
+
+from openai import OpenAI
+client = OpenAI(api_key="{key}", base_url="http://{host}:{port}/v2")
+print([m.id for m in client.models.list().data])
+r = client.chat.completions.create(model="Llama-3.1-70B-Instruct",
+    messages=[{{"role": "user", "content": "What is Open Telekom Cloud?"}}], max_tokens=64)
+print(r.choices[0].message.content)
+
+or curl:
+curl http://{host}:{port}/v2/chat/completions -H "Authorization: Bearer {key}" \\
+  -H "Content-Type: application/json" \\
+  -d '{{"model": "gpt-4o", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llm-router", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve", help="serve the route table")
+    p_serve.add_argument("--config", default=DEFAULT_CONFIG)
+    p_serve.add_argument("--host")
+    p_serve.add_argument("--port", type=int)
+    p_serve.add_argument("--workers", type=int, default=1)
+    p_check = sub.add_parser("check", help="validate a route table")
+    p_check.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
+    p_demo = sub.add_parser("demo", help="serve the route table against local simulators")
+    p_demo.add_argument("--config", default=DEFAULT_CONFIG)
+    p_demo.add_argument("--host")
+    p_demo.add_argument("--port", type=int)
+    args = parser.parse_args(argv)
+    if args.command == "serve" and args.workers < 1:
+        parser.error("--workers must be at least 1")
+    return {"serve": serve, "check": check, "demo": demo}[args.command](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

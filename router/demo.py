@@ -1,0 +1,69 @@
+"""`llm-router demo`: the route table with every provider replaced by the bundled
+simulator of its own wire protocol, on loopback. Nothing leaves the machine."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+
+from router.config import RouteTable, Secret, replace_providers
+
+log = logging.getLogger("llm_router")
+
+# Which simulator speaks each kind, and the base URL its SDKs would use.
+SIMULATORS = {
+    "openai": ("providers.simulators.openai", "/v1"),
+    "openai-compatible": ("providers.simulators.openai", "/v1"),
+    "azure": ("providers.simulators.openai", ""),
+    "anthropic": ("providers.simulators.anthropic", ""),
+    "anthropic-vertex": ("providers.simulators.anthropic", ""),
+    "gemini": ("providers.simulators.gemini", ""),
+    "vertex": ("providers.simulators.gemini", ""),
+}
+
+
+async def start_simulators(kinds: set[str], host: str = "127.0.0.1") -> tuple[dict[str, str], list[web.AppRunner]]:
+    """Start one simulator per protocol module needed; return base URL per kind."""
+    urls: dict[str, str] = {}
+    started: dict[str, str] = {}
+    runners: list[web.AppRunner] = []
+    for kind in sorted(kinds):
+        module_name, suffix = SIMULATORS[kind]
+        if module_name not in started:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError:
+                log.warning("no simulator for kind %s yet; its models answer 503", kind)
+                continue
+            runner = web.AppRunner(module.create_app(), access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, host, 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            started[module_name] = f"http://{host}:{port}"
+            runners.append(runner)
+            log.info("simulator started", extra={"fields": {"simulator": module_name, "url": started[module_name]}})
+        urls[kind] = started[module_name] + suffix
+    return urls, runners
+
+
+def simulated(urls: dict[str, str]) -> Callable[[RouteTable], RouteTable]:
+    """A table transform pointing every provider at its simulator."""
+
+    def transform(table: RouteTable) -> RouteTable:
+        providers = {}
+        for name, provider in table.providers.items():
+            if provider.kind not in urls:
+                providers[name] = provider
+                continue
+            providers[name] = dataclasses.replace(
+                provider, base_url=urls[provider.kind], simulated=True,
+                api_key=provider.api_key or Secret("simulator-key"),
+                token_file=None, token_command=None)
+        return replace_providers(table, providers)
+
+    return transform

@@ -1,0 +1,101 @@
+"""The SSRF guard: which image URLs a client may hand the gateway.
+
+Only https URLs to public hosts, or `data:` URIs. A host that names loopback,
+private, link-local, multicast, reserved or metadata addresses is refused in any
+spelling (`127.1`, `0x7f000001`, `2130706433`, `[::ffff:127.0.0.1]`, full-width
+digits, `localhost.`), before any connection is made. When the gateway fetches, it
+also checks every address the name resolves to (router/fetch.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from router.errors import GatewayError
+
+_BLOCKED_NAMES = ("localhost", "metadata", "metadata.google.internal", "instance-data")
+_BLOCKED_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
+_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped or address.sixtofour
+        if mapped is not None:
+            return is_public_address(mapped)
+        if address.teredo:
+            return False
+    return address.is_global and not address.is_multicast
+
+
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names literally, in any spelling the resolver would accept."""
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        pass
+    try:
+        # inet_aton takes the legacy forms: 127.1, 0x7f.0.0.1, 0177.0.0.1, 2130706433
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def normalise_host(host: str) -> str:
+    host = host.rstrip(".").lower()
+    try:
+        return host.encode("idna").decode("ascii")  # full-width digits and dots become ASCII
+    except UnicodeError:
+        return host
+
+
+def refused(param: str, why: str) -> GatewayError:
+    return GatewayError(400, f"Invalid image URL at '{param}': {why}.", param=param, code="invalid_image_url")
+
+
+def check_image_url(url: str, param: str, max_image_bytes: int) -> bool:
+    """Refuse what may not be fetched or forwarded; True for an https URL, False for a data URI."""
+    if url.startswith("data:"):
+        header, sep, data = url.partition(",")
+        media_type = header[5:].split(";", 1)[0].lower()
+        if not sep or ";base64" not in header.lower():
+            raise refused(param, "a data URI must be base64-encoded (data:image/png;base64,...)")
+        if not media_type.startswith("image/"):
+            raise refused(param, f"'{media_type or 'no media type'}' is not an image type")
+        if len(data) * 3 // 4 > max_image_bytes:
+            raise refused(param, f"the image is larger than the limit of {max_image_bytes} bytes (max_image_bytes)")
+        return False
+    if any(c in url for c in "\\\t\r\n ") or any(ord(c) < 32 for c in url):
+        raise refused(param, "the URL contains characters that are not allowed")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        _ = parts.port
+    except ValueError:
+        raise refused(param, "the URL cannot be parsed") from None
+    if parts.scheme.lower() != "https":
+        raise refused(param, "only https URLs or data: URIs are accepted")
+    if not host or "%" in host:
+        raise refused(param, "the URL has no usable host")
+    host = normalise_host(host)
+    address = literal_address(host)
+    if address is not None:
+        if not is_public_address(address):
+            raise refused(param, "the host is not a public address")
+        return True
+    if host in _BLOCKED_NAMES or host.endswith(_BLOCKED_SUFFIXES) or "." not in host:
+        raise refused(param, "the host is not a public name")
+    return True
+
+
+def data_uri_parts(url: str) -> tuple[str, str]:
+    """(media type, base64 data) of a checked data URI."""
+    header, _, data = url.partition(",")
+    return header[5:].split(";", 1)[0].lower(), data
+
+
+IMAGE_TYPES = _IMAGE_TYPES

@@ -1,0 +1,136 @@
+"""Relay one upstream stream to the client, chunk by chunk as it arrives.
+
+The first upstream bytes are translated before the client gets a status: a stream
+that fails there is an HTTP error, not a 200. After that, a failure ends the
+client's stream with an OpenAI-shaped `data: {"error": ...}` event. Only this
+module writes SSE framing and `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from providers.base import StreamState, StreamTranslator, UpstreamError, Usage
+from providers.sse import SSEDecoder
+from router.dispatch import Outcome
+from router.middleware import Exchange
+from router.tokens import from_chars
+
+DONE = b"data: [DONE]\n\n"
+
+
+def frame(payloads: list[bytes]) -> bytes:
+    return b"".join([b"data: " + p + b"\n\n" for p in payloads])
+
+
+def _translate(decoder: SSEDecoder, translator: StreamTranslator, chunk: bytes) -> list[bytes]:
+    out: list[bytes] = []
+    for event in decoder.feed(chunk):
+        out.extend(translator.feed(event))
+    return out
+
+
+def usage_of(state: StreamState, prompt_estimate: int) -> Usage:
+    """The stream's usage: the upstream's, or estimated (and marked so) where it gave none."""
+    if state.usage is not None and not state.usage.estimated:
+        return state.usage
+    return Usage(prompt_estimate, from_chars(state.completion_chars), estimated=True)
+
+
+def _usage_chunk(state: StreamState, usage: Usage, chunk_object: str) -> bytes:
+    return orjson.dumps({"id": state.id, "object": chunk_object, "created": state.created,
+                         "model": state.public_model, "choices": [], "usage": usage.to_openai()})
+
+
+class StreamRelay:
+    def __init__(self, exchange: Exchange, outcome: Outcome, prompt_estimate: int) -> None:
+        self.exchange = exchange
+        self.outcome = outcome
+        self.prompt_estimate = prompt_estimate
+        self.translator = outcome.adapter.stream_translator(outcome.request)
+        self.decoder = SSEDecoder()
+        self._setup = 0.0
+
+    @property
+    def usage(self) -> Usage:
+        """What was produced so far, also when the stream ended early."""
+        return usage_of(self.translator.state, self.prompt_estimate)
+
+    async def run(self, request: web.Request, headers: Mapping[str, str]) -> web.StreamResponse:
+        upstream = self.outcome.response
+        assert upstream is not None
+        try:
+            first = _translate(self.decoder, self.translator, self.outcome.first_chunk)
+            response = web.StreamResponse(status=200, headers=headers)
+            response.content_type = "text/event-stream"
+            response.headers["Cache-Control"] = "no-cache"
+            await response.prepare(request)
+            ex = self.exchange
+            self._setup = time.perf_counter() - ex.started - ex.trace.upstream_wait
+            await self._pump(response, upstream, first)
+            return response
+        finally:
+            upstream.close()
+
+    async def _pump(self, response: web.StreamResponse, upstream: aiohttp.ClientResponse,
+                    first: list[bytes]) -> None:
+        ex, state = self.exchange, self.translator.state
+        timeouts = self.outcome.provider.timeouts
+        deadline = time.monotonic() + timeouts.total
+        gateway = 0.0
+        try:
+            if first:
+                await response.write(frame(first))
+                ex.ttft = time.perf_counter() - ex.started
+            while not state.done:
+                wait = min(timeouts.idle, deadline - time.monotonic())
+                try:
+                    async with asyncio.timeout(max(0.0, wait)):
+                        chunk = await upstream.content.readany()
+                except TimeoutError:
+                    raise UpstreamError(504, "The upstream provider stopped sending (stream timeout).",
+                                        type="timeout", code="upstream_timeout") from None
+                except (aiohttp.ClientError, OSError):
+                    raise UpstreamError(502, "The connection to the upstream provider was lost mid-stream.",
+                                        code="upstream_disconnected") from None
+                if not chunk:
+                    break
+                began = time.perf_counter()
+                payloads = _translate(self.decoder, self.translator, chunk)
+                if payloads:
+                    if ex.ttft is None:
+                        ex.ttft = began - ex.started
+                    await response.write(frame(payloads))
+                gateway += time.perf_counter() - began
+            await response.write(self._tail())
+        except UpstreamError as error:
+            ex.status = error.client_status()
+            await response.write(b"data: " + orjson.dumps(error.to_openai()) + b"\n\n")
+        ex.gateway_seconds = self._setup + gateway
+        await response.write_eof()
+
+    def _tail(self) -> bytes:
+        """What is owed once the upstream body ended: buffered events, the usage chunk, [DONE]."""
+        state = self.translator.state
+        payloads: list[bytes] = []
+        for event in self.decoder.flush():
+            payloads.extend(self.translator.feed(event))
+        payloads.extend(self.translator.finish())
+        if state.usage is None or state.usage.estimated:
+            usage = self.usage
+            state.usage = usage
+            if state.include_usage:
+                payloads.append(_usage_chunk(state, usage, _chunk_object(self.outcome)))
+        return frame(payloads) + DONE
+
+
+def _chunk_object(outcome: Outcome) -> str:
+    from providers.base import Operation
+
+    return "text_completion" if outcome.request.operation is Operation.COMPLETIONS else "chat.completion.chunk"

@@ -1,0 +1,51 @@
+"""Token estimates, for reservations before a call and for usage an upstream did not give.
+
+About four characters a token for English text with the common BPE vocabularies;
+estimates are marked as such wherever they are metered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from providers.base import JSON, Operation
+
+CHARS_PER_TOKEN = 4
+
+
+def _chars(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(_chars(v) for v in value)
+    if isinstance(value, dict):
+        if value.get("type") == "image_url":
+            return 85 * CHARS_PER_TOKEN  # OpenAI's base cost of one low-detail image tile
+        return sum(_chars(v) for k, v in value.items() if k in ("content", "text", "arguments", "name",
+                                                                "tool_calls", "function"))
+    if isinstance(value, int):
+        return CHARS_PER_TOKEN  # a token id
+    return 0
+
+
+def from_chars(chars: int) -> int:
+    return (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+
+
+def estimate_prompt_tokens(operation: Operation, body: JSON) -> int:
+    if operation is Operation.CHAT:
+        messages = body.get("messages") or []
+        return from_chars(_chars(messages)) + 4 * len(messages) + from_chars(_chars(body.get("tools") or []))
+    if operation is Operation.COMPLETIONS:
+        return from_chars(_chars(body.get("prompt")))
+    if operation is Operation.EMBEDDINGS:
+        return from_chars(_chars(body.get("input")))
+    return 0
+
+
+def requested_output_tokens(body: JSON, default: int) -> int:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return default
