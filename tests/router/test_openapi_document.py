@@ -371,16 +371,39 @@ def test_every_json_example_validates_against_its_schema() -> None:
     assert seen >= 20
 
 
-def test_every_stream_example_event_validates_against_the_event_schema() -> None:
-    for path, method, op in operations():
-        stream = op["responses"].get("200", {}).get("content", {}).get("text/event-stream")
-        if stream is None:
-            continue
-        events = [line.removeprefix("data: ") for line in stream["example"].split("\n") if line.startswith("data: ")]
-        assert events[-1] == "[DONE]", f"{method} {path}"
-        event_validator = validator(*stream["x-event-schema"]["$ref"].removeprefix("#/").split("/"))
+def stream_locations() -> Iterator[tuple[str, tuple[str, ...], dict[str, Any]]]:
+    for name, item in DOCUMENT["components"]["pathItems"].items():
+        for method, op in item.items():
+            stream = op["responses"].get("200", {}).get("content", {}).get("text/event-stream") if (
+                method in HTTP_METHODS) else None
+            if stream is not None:
+                yield f"{method} {name}", ("components", "pathItems", name, method, "responses", "200", "content",
+                                           "text/event-stream", "schema"), stream
+
+
+def sse_events(text: str) -> list[dict[str, str]]:
+    """The example's events as SSE field maps (`data:` lines only, as the gateway sends)."""
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    return [{"data": "\n".join(line.removeprefix("data: ") for line in b.split("\n"))} for b in blocks]
+
+
+def test_stream_events_are_data_then_done_with_a_json_payload_schema() -> None:
+    found = list(stream_locations())
+    assert {where for where, _, _ in found} == {"post ChatCompletions", "post Completions"}
+    for where, schema_at, stream in found:
+        events = sse_events(stream["example"])
+        assert events[-1] == {"data": "[DONE]"}, where
+        event_validator = validator(*schema_at)
+        payload_validator = validator(*schema_at, "properties", "data", "anyOf", "1", "contentSchema")
+        for event in events:
+            assert list(event_validator.iter_errors(event)) == [], f"{where}: {event}"
         for event in events[:-1]:
-            assert list(event_validator.iter_errors(json.loads(event))) == [], f"{method} {path}: {event}"
+            payload = json.loads(event["data"])
+            assert list(payload_validator.iter_errors(payload)) == [], f"{where}: {event}"
+        error_event = {"error": {"message": "upstream disconnected", "type": "server_error", "param": None,
+                                 "code": "upstream_disconnected"}}
+        assert list(payload_validator.iter_errors(error_event)) == [], "a mid-stream error is a valid event"
+        assert list(payload_validator.iter_errors({"choices": []})) != [], where
 
 
 def test_the_error_schema_is_openai_shape() -> None:
