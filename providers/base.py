@@ -129,6 +129,7 @@ class UpstreamCall:
     headers: Mapping[str, str]
     body: bytes | None = None  # JSON body; None where `multipart` is used
     multipart: bool = False
+    fields: tuple[tuple[str, str], ...] = ()  # multipart form fields (the file is ApiRequest.file)
 
 
 @dataclass(slots=True)

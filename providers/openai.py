@@ -79,7 +79,8 @@ class OpenAIAdapter:
     def build_call(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
         url = self.url(request.operation, upstream_model)
         if request.operation is Operation.TRANSCRIPTION:
-            return UpstreamCall(url, self._auth_headers, None, multipart=True)
+            return UpstreamCall(url, self._auth_headers, None, multipart=True,
+                                fields=(("model", upstream_model), *request.form))
         body = dict(request.body)
         body["model"] = upstream_model
         if request.stream:

@@ -13,14 +13,13 @@ MAX_ERROR_BODY = 64 * 1024
 MAX_RESPONSE_BODY = 64 * 1024 * 1024  # an upstream answer larger than this is not trusted
 
 
-def _form(request: ApiRequest) -> aiohttp.FormData:
+def _form(call: UpstreamCall, request: ApiRequest) -> aiohttp.FormData:
     form = aiohttp.FormData()
-    for name, value in request.form:
+    for name, value in call.fields:
         form.add_field(name, value)
     if request.file:
         filename, content, content_type = request.file
         form.add_field("file", content, filename=filename, content_type=content_type)
-    form.add_field("model", request.body.get("model", ""))
     return form
 
 
@@ -35,7 +34,7 @@ def transport_error(exc: BaseException) -> UpstreamError:
 async def open_response(session: aiohttp.ClientSession, call: UpstreamCall, request: ApiRequest,
                         adapter: Adapter, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
     """POST the call; return the open 2xx response, or raise the normalised error."""
-    data = _form(request) if call.multipart else call.body
+    data = _form(call, request) if call.multipart else call.body
     try:
         response = await session.post(call.url, data=data, headers=call.headers, timeout=timeout)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:

@@ -1,0 +1,137 @@
+"""A real gateway on a free loopback port, in front of the bundled simulators, run in a
+background thread so that tests can use the stock (synchronous) `openai` client
+exactly as the API guide's examples do."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import openai
+from aiohttp import web
+
+from providers.simulators.common import SIMULATOR_STATE, SimulatorState
+from router.app import create_app
+from router.config import RouteTable, parse
+from router.demo import SIMULATORS, simulated, start_simulators
+
+KEY_A = "sk-team-a-test"
+KEY_B = "sk-team-b-test"
+ADMIN_KEY = "sk-admin-test"
+UPSTREAM_SECRET = "sk-upstream-secret-test"
+
+DEFAULT_TABLE: dict[str, Any] = {
+    "admin": {"key": ADMIN_KEY},
+    "providers": {
+        "openai": {"kind": "openai", "base_url": "http://placeholder/v1", "api_key": UPSTREAM_SECRET},
+        "azure": {"kind": "azure", "base_url": "http://placeholder", "api_key": "azure-secret-test",
+                  "api_version": "2024-10-21"},
+        "local": {"kind": "openai-compatible", "base_url": "http://placeholder/v1"},
+        "anthropic": {"kind": "anthropic", "base_url": "http://placeholder", "api_key": "anthropic-secret-test"},
+        "gemini": {"kind": "gemini", "base_url": "http://placeholder", "api_key": "gemini-secret-test"},
+    },
+    "models": {
+        "gpt-4o": {"meta_data": {"max_sequence_length": 128000, "max_output_length": 16384},
+                   "targets": [{"provider": "azure", "model": "gpt-4o-deployment"}]},
+        "gpt-4o-mini": {"meta_data": {"max_sequence_length": 128000, "max_output_length": 16384},
+                        "targets": [{"provider": "openai", "model": "gpt-4o-mini-2024-07-18"}]},
+        "Llama-3.1-70B-Instruct": {"completions": True,
+                                   "meta_data": {"max_sequence_length": 131072, "max_output_length": 8192},
+                                   "targets": [{"provider": "local", "model": "meta-llama/Llama-3.1-70B-Instruct"}]},
+        "jina-embeddings-v2-base-de": {"type": "embedding",
+                                       "meta_data": {"max_sequence_length": 8192, "hidden_size": 768},
+                                       "targets": [{"provider": "local", "model": "jinaai/jina-embeddings-v2-base-de"}]},
+        "whisper-large-v3": {"type": "transcription",
+                             "targets": [{"provider": "local", "model": "openai/whisper-large-v3"}]},
+        "llava-v1.6-vicuna-13b": {"endpoints": ["/vision"],
+                                  "meta_data": {"max_sequence_length": 4096, "max_output_length": 4096},
+                                  "targets": [{"provider": "local", "model": "liuhaotian/llava-v1.6-vicuna-13b"}]},
+        "claude-3-5-sonnet": {"meta_data": {"max_sequence_length": 200000, "max_output_length": 8192},
+                              "targets": [{"provider": "anthropic", "model": "claude-3-5-sonnet-20240620"}]},
+        "gemini-1.5-pro": {"meta_data": {"max_sequence_length": 2097152, "max_output_length": 8192},
+                           "targets": [{"provider": "gemini", "model": "gemini-1.5-pro-002"}]},
+        "text-embedding-004": {"type": "embedding", "meta_data": {"max_sequence_length": 2048, "hidden_size": 768},
+                               "targets": [{"provider": "gemini", "model": "text-embedding-004"}]},
+    },
+    "keys": [
+        {"name": "team-a", "key": KEY_A, "models": ["*"]},
+        {"name": "team-b", "key": KEY_B, "models": ["Llama-3.1-70B-Instruct"]},
+    ],
+}
+
+
+def table_dict(**overrides: Any) -> dict[str, Any]:
+    """A deep copy of the default test table with top-level sections replaced."""
+    table = copy.deepcopy(DEFAULT_TABLE)
+    table.update(copy.deepcopy(overrides))
+    return table
+
+
+class Gateway:
+    """Start with `with Gateway(table_dict()) as gw:`; `gw.client()` is an `openai.OpenAI`."""
+
+    def __init__(self, table: dict[str, Any], file: str = "routes.test.yaml") -> None:
+        self.table_data = table
+        self.file = file
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="gateway-loop", daemon=True)
+        self.runners: list[web.AppRunner] = []
+        self.app: web.Application | None = None
+        self.port = 0
+        self.table: RouteTable | None = None
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def __enter__(self) -> Gateway:
+        self.thread.start()
+        self.run(self._start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.run(self._stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+    async def _start(self) -> None:
+        table = parse(self.table_data, self.file)
+        urls, self.runners = await start_simulators({p.kind for p in table.providers.values()})
+        self.transform: Callable[[RouteTable], RouteTable] = simulated(urls)
+        self.table = self.transform(table)
+        self.app = create_app(self.table, self.file, self.transform)
+        runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None, shutdown_timeout=2)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.runners.append(runner)
+
+    async def _stop(self) -> None:
+        for runner in reversed(self.runners):
+            await runner.cleanup()
+
+    def url(self, endpoint: str = "/v2") -> str:
+        return f"http://127.0.0.1:{self.port}{endpoint}"
+
+    def client(self, key: str = KEY_A, endpoint: str = "/v2", **kwargs: Any) -> openai.OpenAI:
+        return openai.OpenAI(api_key=key, base_url=self.url(endpoint), max_retries=0, **kwargs)
+
+    def sim(self, kind: str) -> SimulatorState:
+        """The simulator serving providers of `kind`: what it received, faults to script."""
+        module = SIMULATORS[kind][0]
+        for runner in self.runners:
+            if runner.app.get(SIMULATOR_STATE) is not None and _module_of(runner.app) == module:
+                return runner.app[SIMULATOR_STATE]
+        raise KeyError(kind)
+
+
+def _module_of(app: web.Application) -> str:
+    for route in app.router.routes():
+        handler = getattr(route, "handler", None)
+        if handler is not None and hasattr(handler, "__module__"):
+            return str(handler.__module__)
+    return ""
