@@ -36,7 +36,8 @@ What becomes of each OpenAI chat parameter (OpenAI -> Gemini):
   functions at once, and cannot be told not to.
 - `user`, `safety_identifier`, `prompt_cache_key`, `metadata`, `store`,
   `service_tier` -> dropped: bookkeeping that does not change the answer.
-- `logprobs: true`, `top_logprobs` -> 400 (not translated; `logprobs: false` is fine).
+- `logprobs: true` -> `responseLogprobs: true`, `top_logprobs` -> `logprobs` (0-20; needs
+  `logprobs: true`); Gemini's `logprobsResult` comes back as OpenAI `logprobs.content`.
 - `logit_bias`, `functions`, `function_call`, `audio`, `modalities` other than
   `["text"]`, `prediction`, `reasoning_effort`, `verbosity`, `web_search_options`
   and any other field -> 400 naming the parameter (an explicit null is accepted).
@@ -164,9 +165,6 @@ def _check_parameters(body: JSON) -> None:
         if name == "modalities" and value == ["text"]:
             continue
         raise _invalid(name, f"'{name}' is not supported for Gemini models")
-    if body.get("logprobs") is True or body.get("top_logprobs") is not None:
-        param = "logprobs" if body.get("logprobs") is True else "top_logprobs"
-        raise _invalid(param, f"'{param}' is not supported for Gemini models")
 
 
 def messages_to_contents(messages: Any, images: Mapping[str, InlineImage]) -> tuple[list[JSON], list[JSON]]:
@@ -336,7 +334,19 @@ def generation_config(body: JSON) -> JSON:
         if stops:
             config["stopSequences"] = stops
     config.update(_response_format(body.get("response_format")))
+    config.update(_logprobs(body))
     return config
+
+
+def _logprobs(body: JSON) -> JSON:
+    top = body.get("top_logprobs")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20):
+        raise _invalid("top_logprobs", "'top_logprobs' must be an integer from 0 to 20")
+    if body.get("logprobs") is not True:
+        if top is not None:
+            raise _invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true")
+        return {}
+    return {"responseLogprobs": True} | ({"logprobs": top} if top is not None else {})
 
 
 def _response_format(response_format: Any) -> JSON:

@@ -81,6 +81,25 @@ def candidate_to_message_parts(candidate: JSON) -> tuple[str | None, list[JSON]]
     return ("".join(texts) if texts else None), calls
 
 
+def logprobs_to_openai(result: Any) -> JSON | None:
+    """`logprobsResult {chosenCandidates[], topCandidates[{candidates[]}]}` (one entry a
+    decoding step) as OpenAI's `{content: [{token, logprob, bytes, top_logprobs}]}`."""
+    if not isinstance(result, dict):
+        return None
+    tops = result.get("topCandidates") or []
+    content = []
+    for step, chosen in enumerate(result.get("chosenCandidates") or []):
+        top = tops[step].get("candidates") if step < len(tops) and isinstance(tops[step], dict) else None
+        content.append({**_token_logprob(chosen), "top_logprobs": [_token_logprob(t) for t in top or []]})
+    return {"content": content, "refusal": None}
+
+
+def _token_logprob(candidate: Any) -> JSON:
+    token = str(candidate.get("token", "")) if isinstance(candidate, dict) else ""
+    logprob = float(candidate.get("logProbability", 0.0)) if isinstance(candidate, dict) else 0.0
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+
 def blocked_prompt_error(feedback: JSON) -> UpstreamError:
     reason = feedback.get("blockReason", "BLOCKED")
     return UpstreamError(
@@ -106,7 +125,12 @@ def response_to_openai(gemini: JSON, public_model: str, chat_id: str, created: i
             message["tool_calls"] = calls
         reason = gemini_finish_reason_to_finish_reason(candidate.get("finishReason") or "STOP", bool(calls))
         choices.append(
-            {"index": candidate.get("index", position), "message": message, "logprobs": None, "finish_reason": reason}
+            {
+                "index": candidate.get("index", position),
+                "message": message,
+                "logprobs": logprobs_to_openai(candidate.get("logprobsResult")),
+                "finish_reason": reason,
+            }
         )
     choices.sort(key=lambda choice: choice["index"])
     meta = gemini.get("usageMetadata")
@@ -180,7 +204,8 @@ class GeminiStreamTranslator:
             first = self._tool_calls.get(index, 0)
             delta["tool_calls"] = [{"index": first + n, **call} for n, call in enumerate(calls)]
             self._tool_calls[index] = first + len(calls)
-        chunks = [self._chunk([_choice(index, delta, None)])] if delta else []
+        logprobs = logprobs_to_openai(candidate.get("logprobsResult"))
+        chunks = [self._chunk([_choice(index, delta, None, logprobs)])] if delta else []
         reason = candidate.get("finishReason")
         if reason and index not in self._finished:
             finish = gemini_finish_reason_to_finish_reason(reason, self._tool_calls.get(index, 0) > 0)
@@ -199,8 +224,8 @@ class GeminiStreamTranslator:
         return dumps(chunk)
 
 
-def _choice(index: int, delta: JSON, finish_reason: str | None) -> JSON:
-    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+def _choice(index: int, delta: JSON, finish_reason: str | None, logprobs: JSON | None = None) -> JSON:
+    return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
 
 
 # --- embeddings ----------------------------------------------------------------------

@@ -297,7 +297,7 @@ def test_json_schema_response_format_is_cleaned() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("logprobs", True), ("top_logprobs", 3), ("logit_bias", {"50256": -100}), ("functions", [{"name": "f"}]),
+    [("logit_bias", {"50256": -100}), ("functions", [{"name": "f"}]),
      ("reasoning_effort", "low"), ("modalities", ["text", "audio"]), ("prediction", {"type": "content"}),
      ("some_new_field", 1)],
 )  # fmt: skip
@@ -305,6 +305,15 @@ def test_parameters_without_equivalent_are_rejected_by_name(field: str, value: A
     error = rejected(chat(USER, **{field: value}))
     assert error.param == field
     assert field in error.message
+
+
+def test_logprobs_request() -> None:
+    config = translate(chat(USER, logprobs=True, top_logprobs=2))["generationConfig"]
+    assert config == {"responseLogprobs": True, "logprobs": 2}
+    assert translate(chat(USER, logprobs=True))["generationConfig"] == {"responseLogprobs": True}
+    assert "generationConfig" not in translate(chat(USER, logprobs=False))
+    assert rejected(chat(USER, top_logprobs=2)).param == "top_logprobs"
+    assert rejected(chat(USER, logprobs=True, top_logprobs=21)).param == "top_logprobs"
 
 
 def test_bad_parameter_values_are_rejected_by_name() -> None:
@@ -439,6 +448,36 @@ def test_safety_stop_and_several_candidates() -> None:
         (0, "content_filter", None),
         (1, "length", "Sure"),
     ]
+
+
+def test_logprobs_response() -> None:
+    logprobs_result = {
+        "chosenCandidates": [
+            {"token": "Hi", "tokenId": 1, "logProbability": -0.5},
+            {"token": "!", "logProbability": -1},
+        ],
+        "topCandidates": [
+            {"candidates": [{"token": "Hi", "logProbability": -0.5}, {"token": "Hey", "logProbability": -1.5}]},
+            {"candidates": [{"token": "!", "logProbability": -1}]},
+        ],
+    }
+    parts = [{"text": "Hi!"}]
+    candidate = {
+        "content": {"parts": parts, "role": "model"},
+        "finishReason": "STOP",
+        "logprobsResult": logprobs_result,
+    }
+    body, _ = parse({"candidates": [candidate]})
+    assert body["choices"][0]["logprobs"] == {
+        "content": [
+            {"token": "Hi", "logprob": -0.5, "bytes": [72, 105], "top_logprobs": [
+                {"token": "Hi", "logprob": -0.5, "bytes": [72, 105]},
+                {"token": "Hey", "logprob": -1.5, "bytes": [72, 101, 121]}]},
+            {"token": "!", "logprob": -1.0, "bytes": [33],
+             "top_logprobs": [{"token": "!", "logprob": -1.0, "bytes": [33]}]},
+        ],
+        "refusal": None,
+    }  # fmt: skip
 
 
 def test_blocked_prompt_is_a_content_filter_400() -> None:

@@ -171,6 +171,17 @@ def test_thought_parts_are_not_content() -> None:
     assert orjson.loads(payloads[0])["choices"][0]["delta"] == {"role": "assistant", "content": "Answer"}
 
 
+def test_logprobs_ride_on_the_content_chunk() -> None:
+    translator = new_translator()
+    logprobs_result = {"chosenCandidates": [{"token": "Hi", "logProbability": -0.25}], "topCandidates": []}
+    candidate = {"content": {"role": "model", "parts": [{"text": "Hi"}]}, "logprobsResult": logprobs_result}
+    [payload] = translator.feed(event({"candidates": [candidate]}))
+    assert orjson.loads(payload)["choices"][0]["logprobs"] == {
+        "content": [{"token": "Hi", "logprob": -0.25, "bytes": [72, 105], "top_logprobs": []}],
+        "refusal": None,
+    }
+
+
 def test_several_candidates_become_several_choices() -> None:
     translator = new_translator()
     candidates = [{"index": i, "content": {"role": "model", "parts": [{"text": f"answer {i}"}]}} for i in (0, 1)]
