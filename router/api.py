@@ -218,11 +218,20 @@ def _split_endpoint(rt: Runtime, path: str) -> tuple[str, str] | None:
     return None
 
 
+def _refuse_method_of_fixed_route(request: web.Request) -> None:
+    """`TRACE /healthz` is a 405 with `Allow`, not the catch-all's 404."""
+    for resource in request.app.router.resources():
+        if resource.canonical == request.path:
+            allowed = {route.method for route in resource}
+            raise web.HTTPMethodNotAllowed(request.method, sorted(allowed))
+
+
 async def endpoint_handler(request: web.Request) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     rt = gw.runtime  # this request keeps this table to its end, whatever reloads happen meanwhile
     split = _split_endpoint(rt, request.path)
     if split is None:
+        _refuse_method_of_fixed_route(request)
         raise web.HTTPNotFound()
     endpoint, rest = split
     if rest in ROUTES:

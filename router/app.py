@@ -27,8 +27,10 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     if not gateway.redis_ready:
-        return web.json_response({"status": "not ready", "reason": "the shared state (Redis) is unreachable",
-                                  "version": gateway.runtime.table.version}, status=503)
+        reason = "The shared state (Redis) is unreachable."
+        return web.json_response({"status": "not ready", "reason": reason, "version": gateway.runtime.table.version,
+                                  "error": {"message": reason, "type": "server_error", "param": None,
+                                            "code": "state_unavailable"}}, status=503)
     return web.json_response({"status": "ready", "version": gateway.runtime.table.version})
 
 
