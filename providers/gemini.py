@@ -518,11 +518,13 @@ _Credential = _StaticCredential | _TokenFileCredential | _TokenCommandCredential
 def _credential(config: ProviderConfig) -> _Credential | None:
     if config.api_key is not None and config.api_key.get():
         return _StaticCredential(config.api_key.get())
+    if config.simulated:  # `llm-router demo`: never run a real token command against a simulator
+        return _StaticCredential("simulator-key")
     if config.token_file:
         return _TokenFileCredential(config.token_file)
     if config.token_command:
         return _TokenCommandCredential(config.token_command)
-    return _StaticCredential("simulator-key") if config.simulated else None
+    return None
 
 
 # --- the adapter ----------------------------------------------------------------------

@@ -199,7 +199,7 @@ def _merge_all_of(node: JSON) -> JSON:
 
 def is_empty_object(schema: JSON) -> bool:
     """A cleaned top-level schema that declares no arguments (Gemini wants none sent)."""
-    return schema.get("type") == "OBJECT" and not schema.get("properties")
+    return not schema or (schema.get("type") == "OBJECT" and not schema.get("properties"))
 
 
 # --- tools -----------------------------------------------------------------------------

@@ -303,6 +303,8 @@ def error_from_gemini(http_status: int, error: JSON, headers: Mapping[str, str])
     context_window = False
     if any(d.get("reason") == "API_KEY_INVALID" for d in details) or "API key not valid" in message:
         status, error_type, code = 401, "authentication_error", "invalid_api_key"
+    elif rpc_status == "NOT_FOUND" and "models/" in message:
+        code = "model_not_found"
     elif _CONTEXT_WINDOW.search(message):
         error_type, code, context_window = "invalid_request_error", "context_length_exceeded", True
     if retry_after is None:

@@ -210,7 +210,9 @@ def test_invalid_tool_call_arguments_are_a_400() -> None:
 
 def test_tools_become_one_cleaned_function_declarations_tool() -> None:
     no_args = {"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}
+    empty = {"type": "function", "function": {"name": "now", "parameters": {}}}
     request = translate(chat(USER, tools=[WEATHER_TOOL, no_args]))
+    assert translate(chat(USER, tools=[empty]))["tools"] == [{"functionDeclarations": [{"name": "now"}]}]
     assert request["tools"] == [
         {
             "functionDeclarations": [
@@ -606,6 +608,12 @@ def test_invalid_api_key_is_an_authentication_error() -> None:
     assert error.client_status() == 502  # our key, not the caller's
 
 
+def test_model_not_found_code() -> None:
+    body = gemini_error(404, "NOT_FOUND", "models/gemini-9 is not found for API version v1beta")
+    error = gemini_adapter().parse_error(404, {}, body)
+    assert (error.status, error.code, error.retryable) == (404, "model_not_found", False)
+
+
 def test_context_window_error() -> None:
     message = "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."
     error = gemini_adapter().parse_error(400, {}, gemini_error(400, "INVALID_ARGUMENT", message))
@@ -691,3 +699,6 @@ async def test_vertex_token_command_failure_is_reported() -> None:
 def test_simulated_provider_without_key_gets_a_placeholder_key() -> None:
     adapter = gemini_adapter(simulated=True)
     assert adapter.build_call(chat_request(), "gemini-1.5-pro").headers["x-goog-api-key"] == "simulator-key"
+    # the demo never runs a configured token command against a simulator
+    vertex = vertex_adapter(simulated=True, token_command="gcloud auth print-access-token")
+    assert vertex.build_call(chat_request(), "gemini-1.5-pro").headers["authorization"] == "Bearer simulator-key"

@@ -441,3 +441,21 @@ async def test_translated_stream_and_embeddings(client: TestClient[Any, Any]) ->
         body, usage = adapter.parse_response(embed, await response.read())
     assert [len(d["embedding"]) for d in orjson.loads(body)["data"]] == [EMBEDDING_DIMENSION] * 2
     assert usage.estimated
+
+
+async def test_translated_vertex_calls_are_accepted(client: TestClient[Any, Any]) -> None:
+    config = ProviderConfig(name="v", kind="vertex", base_url=str(client.make_url("")), project="p",
+                            location="europe-west4", api_key=Secret("ya29.token"))  # fmt: skip
+    adapter = ADAPTERS["vertex"](config)
+    request = chat_request()
+    call = adapter.build_call(request, "gemini-1.5-pro")
+    async with client.session.post(call.url, data=call.body, headers=dict(call.headers)) as response:
+        assert response.status == 200
+        body, _ = adapter.parse_response(request, await response.read())
+    assert orjson.loads(body)["choices"][0]["message"]["content"] == reply_text("Hello")
+    embed = ApiRequest(Operation.EMBEDDINGS, {"model": "e", "input": ["a b", "c"]}, "text-embedding-004")
+    call = adapter.build_call(embed, "text-embedding-004")
+    async with client.session.post(call.url, data=call.body, headers=dict(call.headers)) as response:
+        _, usage = adapter.parse_response(embed, await response.read())
+    assert (usage.prompt_tokens, usage.estimated) == (3, False)  # Vertex reports token counts
+    assert state_of(client).received[-1].headers["Authorization"] == "Bearer ya29.token"
