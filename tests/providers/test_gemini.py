@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
+from openai.types import CreateEmbeddingResponse
+from openai.types.chat import ChatCompletion
 
 from providers import gemini
 from providers.base import ApiRequest, InlineImage, Operation, UpstreamError, Usage
@@ -416,6 +418,7 @@ def test_text_response() -> None:
             "finish_reason": "stop",
         }
     ]
+    assert ChatCompletion.model_validate(body).choices[0].message.content == "Hello there"
     assert usage == Usage(prompt_tokens=9, completion_tokens=43)
     assert body["usage"]["total_tokens"] == 52
     assert body["usage"]["completion_tokens_details"] == {"reasoning_tokens": 34}
@@ -432,6 +435,7 @@ def test_tool_call_response() -> None:
         {"name": "get_weather", "arguments": '{"city":"Paris"}'},
         {"name": "get_weather", "arguments": '{"city":"Berlin"}'},
     ]
+    assert ChatCompletion.model_validate(body).choices[0].message.tool_calls is not None
     ids = [c["id"] for c in message["tool_calls"]]
     assert len(set(ids)) == 2 and all(i.startswith("call_") for i in ids)
     assert body["choices"][0]["finish_reason"] == "tool_calls"
@@ -548,6 +552,7 @@ def test_embeddings_response_with_estimated_usage() -> None:
         "usage": {"prompt_tokens": 3 + 1, "total_tokens": 4},  # ~4 characters a token, at least 1 a text
     }
     assert usage == Usage(prompt_tokens=4, estimated=True)
+    assert CreateEmbeddingResponse.model_validate(parsed).usage.prompt_tokens == 4
 
 
 def test_embeddings_base64_encoding_is_little_endian_float32() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from openai.types.chat import ChatCompletionChunk
 
 from providers.base import StreamState, UpstreamError, Usage
 from providers.gemini_stream import GeminiStreamTranslator
@@ -64,6 +65,14 @@ def test_any_split_translates_identically(name: str, piece: int) -> None:
     assert without_call_ids(pieces) == without_call_ids(whole)
     assert pieces_state.usage == whole_state.usage
     assert pieces_state.finish_reason == whole_state.finish_reason
+
+
+@pytest.mark.parametrize("name", GEMINI_SAMPLES)
+def test_chunks_parse_as_the_openai_client_types(name: str) -> None:
+    chunks, _ = translate(sample(name), 7)
+    parsed = [ChatCompletionChunk.model_validate(chunk) for chunk in chunks]
+    assert parsed[-1].usage is not None and parsed[-1].choices == []
+    assert parsed[-2].choices[0].finish_reason in ("stop", "tool_calls")
 
 
 def test_text_sample() -> None:
