@@ -121,10 +121,13 @@ async def _handle(request: web.Request, *, vertex: bool) -> web.StreamResponse:
     model, _, action = request.match_info["target"].partition(":")
     try:
         _authenticate(request, vertex)
-        if fault is not None and fault.status is not None:
+        streaming = action == "streamGenerateContent" and request.query.get("alt") == "sse"
+        if fault is not None and fault.status is not None and not (streaming and fault.drop_after_chunks is not None):
             raise _fault_error(fault)
-        if fault is not None and fault.garbage and action != "streamGenerateContent":
+        if fault is not None and fault.garbage and not streaming:
             return web.Response(status=200, text="<html><body>Bad Gateway</body></html>", content_type="text/html")
+        if fault is not None and fault.endless and not streaming:
+            return await _endless_body(request, state, fault)
         payload = _json_object(body)
         if action in ("generateContent", "streamGenerateContent"):
             _check_model(model, embedding=False)
@@ -491,18 +494,40 @@ async def _stream(
     drop_after = fault.drop_after_chunks if fault is not None else None
     try:
         for sent, chunk in enumerate(chunks):
-            if drop_after is not None and sent >= drop_after:
-                if request.transport is not None:
-                    request.transport.close()
-                raise asyncio.CancelledError
+            if fault is not None and drop_after is not None and sent >= drop_after:
+                await _end_early(request, response, fault)
+                return response
             data = b"<html>garbage</html>" if fault is not None and fault.garbage else dumps(chunk)
             await response.write(b"data: " + data + b"\r\n\r\n")
             if delay or (fault is not None and fault.endless):
                 await asyncio.sleep(delay or 0.01)
-    except ConnectionResetError:
+        await response.write_eof()
+    except ConnectionError:  # the client went away
         state.disconnects += 1
-        return response
-    await response.write_eof()
+    return response
+
+
+async def _end_early(request: web.Request, response: web.StreamResponse, fault: Fault) -> None:
+    """With a status: an error event, then the body ends; without: the connection drops."""
+    if fault.status is not None:
+        error = _fault_error(fault)
+        payload = {"error": {"code": error.status, "message": error.message, "status": RPC_STATUS.get(error.status)}}
+        await response.write(b"data: " + dumps(payload) + b"\r\n\r\n")
+        await response.write_eof()
+    elif request.transport is not None:
+        request.transport.close()
+
+
+async def _endless_body(request: web.Request, state: SimulatorState, fault: Fault) -> web.StreamResponse:
+    """A JSON answer that never ends: whitespace, forever, until the client leaves."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    try:
+        while True:
+            await response.write(b" ")
+            await asyncio.sleep(fault.delay_between_chunks or state.stream_delay or 0.01)
+    except ConnectionError:
+        state.disconnects += 1
     return response
 
 

@@ -358,6 +358,28 @@ async def test_drop_after_chunks_truncates_the_stream(client: TestClient[Any, An
     assert received.count(b"data: ") == 2
 
 
+async def test_status_after_chunks_is_an_error_event_mid_stream(client: TestClient[Any, Any]) -> None:
+    state_of(client).faults.append(Fault(status=503, drop_after_chunks=2))
+    raw, chunks = await read_stream(client, {"contents": [user(text("Hello there"))]})
+    assert len(chunks) == 3 and "candidates" in chunks[1]
+    assert chunks[2] == {"error": {"code": 503, "message": chunks[2]["error"]["message"], "status": "UNAVAILABLE"}}
+    translator = gemini_adapter("http://unused").stream_translator(chat_request(stream=True))
+    decoder = SSEDecoder()
+    with pytest.raises(UpstreamError) as caught:
+        for event in decoder.feed(raw):
+            translator.feed(event)
+    assert caught.value.status == 503 and caught.value.retryable
+
+
+async def test_endless_plain_answer(client: TestClient[Any, Any]) -> None:
+    state_of(client).faults.append(Fault(endless=True))
+    async with client.post(GENERATE, data=orjson.dumps({"contents": [user(text("Hello"))]}), headers=KEY) as response:
+        received = b""
+        while len(received) < 20:
+            received += await asyncio.wait_for(response.content.readany(), 5)
+    assert received.strip() == b""
+
+
 async def test_drop_before_response(client: TestClient[Any, Any]) -> None:
     state_of(client).faults.append(Fault(drop_before_response=True))
     with pytest.raises(aiohttp.ServerDisconnectedError):
