@@ -81,7 +81,7 @@ from providers.base import (
     Usage,
     dumps,
 )
-from providers.gemini_schema import clean_schema, tool_choice_to_config, tools_to_declarations
+from providers.gemini_schema import clean_schema, is_empty_object, tool_choice_to_config, tools_to_declarations
 from providers.gemini_stream import (
     GeminiStreamTranslator,
     embeddings_from_gemini,
@@ -359,8 +359,9 @@ def _response_format(response_format: Any) -> JSON:
         spec = response_format.get("json_schema") or {}
         schema = spec.get("schema") if isinstance(spec, dict) else None
         out: JSON = {"responseMimeType": "application/json"}
-        if schema is not None:
-            out["responseSchema"] = clean_schema(schema, "response_format.json_schema.schema")
+        cleaned = clean_schema(schema, "response_format.json_schema.schema") if schema is not None else {}
+        if not is_empty_object(cleaned):  # "any object" is what json_object already asks for
+            out["responseSchema"] = cleaned
         return out
     raise _invalid("response_format", "'response_format' must be text, json_object or json_schema")
 

@@ -18,7 +18,8 @@ OBJECT without properties. What this module does, keyword by keyword:
   `readOnly`, `writeOnly`, `deprecated`, `exclusiveMinimum/Maximum`, `multipleOf`,
   `uniqueItems`, `patternProperties`, unknown formats, ...;
 - refused with a 400 naming the parameter: recursive `$ref`s, refs outside the document,
-  a nested OBJECT without properties (a free-form map), `not`, `if/then/else`.
+  a nested OBJECT without properties (a free-form map), an ARRAY without one `items`
+  schema, `not`, `if/then/else`.
 """
 
 from __future__ import annotations
@@ -108,9 +109,10 @@ class _Cleaner:
         fmt = node.get("format")
         if isinstance(fmt, str) and fmt in _FORMATS.get(out.get("type", ""), ()):
             out["format"] = fmt
-        if out.get("type") == "ARRAY" and "items" in node:
-            items = node["items"]
-            out["items"] = self.clean(items, refs, depth + 1, top=False) if isinstance(items, dict) else {}
+        if out.get("type") == "ARRAY":
+            if not isinstance(node.get("items"), dict):  # Gemini requires the items' schema
+                raise SchemaError("an array needs one 'items' schema (untyped arrays and tuples have no equivalent)")
+            out["items"] = self.clean(node["items"], refs, depth + 1, top=False)
         if out.get("type") == "OBJECT":
             self._object(node, out, refs, depth, top)
         return out

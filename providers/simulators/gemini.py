@@ -321,6 +321,8 @@ def _validate_schema(schema: Any, where: str) -> None:
     missing = [r for r in schema.get("required") or [] if r not in (properties or {})]
     if missing:
         raise _invalid(f"* GenerateContentRequest.{where}.required[0]: property is not defined")
+    if kind == "ARRAY" and "items" not in schema:
+        raise _invalid(f"* GenerateContentRequest.{where}.items: missing field.")
     if "items" in schema:
         _validate_schema(schema["items"], f"{where}.items")
     for k, sub in enumerate(schema.get("anyOf") or []):

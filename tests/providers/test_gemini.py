@@ -280,6 +280,13 @@ def test_generation_config() -> None:
     }
 
 
+def test_json_schema_of_any_object_asks_for_json_only() -> None:
+    response_format = {"type": "json_schema", "json_schema": {"name": "any", "schema": {"type": "object"}}}
+    assert translate(chat(USER, response_format=response_format))["generationConfig"] == {
+        "responseMimeType": "application/json"
+    }
+
+
 def test_json_schema_response_format_is_cleaned() -> None:
     schema = {
         "type": "object",
@@ -376,6 +383,7 @@ def test_all_of_objects_merge() -> None:
         {"type": "object", "properties": {"x": {"$ref": "https://example.com/schema.json"}}},
         {"type": "object", "properties": {"map": {"type": "object", "additionalProperties": {"type": "string"}}}},
         {"type": "object", "properties": {"x": {"not": {"type": "string"}}}},
+        {"type": "object", "properties": {"tags": {"type": "array"}}},
     ],
 )  # fmt: skip
 def test_inexpressible_schemas_are_a_400_naming_the_tool(schema: dict[str, Any]) -> None:

@@ -111,6 +111,7 @@ async def test_assistant_role_is_rejected(client: TestClient[Any, Any]) -> None:
         ({"type": "OBJECT", "properties": {"a": {"type": "INTEGER", "enum": [1, 2]}}}, "enum values must be strings"),
         ({"type": "OBJECT", "properties": {"a": {"type": "STRING"}}, "required": ["b"]}, "property is not defined"),
         ({"type": "DICT", "properties": {"a": {"type": "STRING"}}}, "Invalid value"),
+        ({"type": "OBJECT", "properties": {"a": {"type": "ARRAY"}}}, "items: missing field"),
     ],
 )  # fmt: skip
 async def test_bad_function_declarations_are_rejected(
