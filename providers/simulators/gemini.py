@@ -46,7 +46,12 @@ from providers.simulators.common import (
 
 EMBEDDING_DIMENSION = 768
 MAX_EMBED_BATCH = 100
-CITIES = ("Paris", "London", "Berlin", "Hamburg", "Munich", "Tokyo", "Madrid", "Rome", "New York", "San Francisco")
+CITIES = (
+    "Paris", "London", "Berlin", "Hamburg", "Munich", "Frankfurt", "Vienna", "Zurich", "Amsterdam", "Madrid",
+    "Barcelona", "Rome", "Milan", "Lisbon", "Dublin", "Stockholm", "Oslo", "Copenhagen", "Prague", "Warsaw",
+    "Tokyo", "Seoul", "Beijing", "Shanghai", "Singapore", "Mumbai", "Sydney", "Dubai", "Cairo", "Toronto",
+    "New York", "Boston", "Chicago", "Seattle", "San Francisco", "Los Angeles",
+)  # fmt: skip
 KNOWN_MODEL_PREFIXES = (
     "gemini-",
     "gemma-",
@@ -436,6 +441,8 @@ def _answer(payload: JSON, model: str) -> Answer:
 
 
 def _function_calls(tools: list[JSON], calling: JSON, prompt: str) -> list[JSON]:
+    """Several named tools: one call each; else one tool, called once per city named
+    (two calls, Hamburg and Paris, when "two"/"both" is asked without cities)."""
     declarations = [d for tool in tools for d in tool.get("functionDeclarations") or []]
     if calling.get("allowedFunctionNames"):
         declarations = [d for d in declarations if d["name"] in calling["allowedFunctionNames"]]
@@ -443,16 +450,21 @@ def _function_calls(tools: list[JSON], calling: JSON, prompt: str) -> list[JSON]
     named = [d for d in declarations if d["name"].lower() in lowered]
     if not declarations or not (named or "weather" in lowered or calling.get("mode") == "ANY"):
         return []
-    chosen = (named or [d for d in declarations if "weather" in d["name"].lower()] or declarations)[0]
-    schema = _lower_types(chosen.get("parameters") or {})
-    cities: list[str | None] = [city for city in CITIES if city.lower() in lowered] or [None]
+    cities = sorted((c for c in CITIES if c.lower() in lowered), key=lambda c: lowered.index(c.lower()))
+    if len(cities) < 2 and len(named) < 2 and re.search(r"\b(two|2|both)\b", lowered):
+        cities = (cities + [c for c in ("Hamburg", "Paris") if c not in cities])[:2]
+    if len(named) >= 2:
+        chosen, cities = named, cities[:1] * len(named)
+    else:
+        tool = (named or [d for d in declarations if "weather" in d["name"].lower()] or declarations)[0]
+        chosen = [tool] * max(1, len(cities))
     calls = []
-    for city in cities:
-        args = tool_arguments(schema)
+    for n, declaration in enumerate(chosen):
+        args = tool_arguments(_lower_types(declaration.get("parameters") or {}))
         for key in args:
-            if city is not None and ("city" in key or "location" in key):
-                args[key] = city
-        calls.append({"name": chosen["name"], "args": args})
+            if n < len(cities) and ("city" in key or "location" in key):
+                args[key] = cities[n]
+        calls.append({"name": declaration["name"], "args": args})
     return calls
 
 

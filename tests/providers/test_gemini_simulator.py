@@ -211,14 +211,27 @@ async def test_tools_are_called_and_answered(client: TestClient[Any, Any]) -> No
     ]
     assert answer["candidates"][0]["finishReason"] == "STOP"
     # two cities: two parallel calls
-    _, answer = await post(client, {"contents": [user(text("Weather in Paris and in Tokyo?"))], "tools": tools})
+    _, answer = await post(client, {"contents": [user(text("Weather in Tokyo and in Paris?"))], "tools": tools})
     calls = [p["functionCall"]["args"]["location"] for p in answer["candidates"][0]["content"]["parts"]]
-    assert calls == ["Paris", "Tokyo"]
+    assert calls == ["Tokyo", "Paris"]  # in the order asked
+    _, answer = await post(client, {"contents": [user(text("Check the weather in two places"))], "tools": tools})
+    calls = [p["functionCall"]["args"]["location"] for p in answer["candidates"][0]["content"]["parts"]]
+    assert calls == ["Hamburg", "Paris"]
     # the function response turn gets a text answer
     response = {"functionResponse": {"name": "get_current_weather", "response": {"temperature": 18}}}
     contents = [user(text("Weather in Hamburg?")), {"role": "model", "parts": parts}, user(response)]
     _, answer = await post(client, {"contents": contents, "tools": tools})
     assert "temperature" in answer["candidates"][0]["content"]["parts"][0]["text"]
+
+
+async def test_several_named_tools_are_each_called(client: TestClient[Any, Any]) -> None:
+    time_tool = {"name": "get_time", "parameters": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}}}
+    tools = [{"functionDeclarations": [WEATHER, time_tool]}]
+    prompt = "Use get_current_weather and get_time for Berlin"
+    _, answer = await post(client, {"contents": [user(text(prompt))], "tools": tools})
+    calls = [p["functionCall"] for p in answer["candidates"][0]["content"]["parts"]]
+    assert [c["name"] for c in calls] == ["get_current_weather", "get_time"]
+    assert calls[0]["args"]["location"] == "Berlin" and calls[1]["args"]["city"] == "Berlin"
 
 
 async def test_tool_modes(client: TestClient[Any, Any]) -> None:
