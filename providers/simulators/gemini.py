@@ -153,10 +153,8 @@ async def _handle(request: web.Request, *, vertex: bool) -> web.StreamResponse:
 
 def _authenticate(request: web.Request, vertex: bool) -> None:
     if vertex:
-        if (
-            not request.headers.get("Authorization", "").startswith("Bearer ")
-            or request.headers["Authorization"] == "Bearer "
-        ):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or not token.strip():
             raise GeminiError(
                 401, "Request is missing required authentication credential. Expected OAuth 2 access token."
             )
