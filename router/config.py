@@ -408,7 +408,7 @@ _ENDPOINT = re.compile(r"^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 _RESERVED_ENDPOINTS = {"/admin", "/healthz", "/readyz", "/metrics", "/openapi.json"}
 
 
-def _read_model(r: _Reader, model_id: str, node: Any, providers: Mapping[str, ProviderConfig]) -> ModelConfig | None:
+def _read_model(r: _Reader, model_id: str, node: Any, providers: set[str]) -> ModelConfig | None:
     path = f"models.{model_id}"
     node = r.mapping(node, path, _MODEL_FIELDS, ("targets",))
     type_name = r.string(node, "type", path, "chat")
@@ -550,10 +550,12 @@ def parse(data: Any, file: str = "routes.yaml") -> RouteTable:
     logging_cfg = LoggingConfig(level=level, debug_content=r.boolean(log_node, "debug_content", "logging", False))
 
     providers: dict[str, ProviderConfig] = {}
-    for name, node in r.mapping(top.get("providers"), "providers", set(top.get("providers") or {})).items():
+    raw_providers = r.mapping(top.get("providers"), "providers", set(top.get("providers") or {}))
+    for name, node in raw_providers.items():
         p = _read_provider(r, str(name), node)
         if p:
             providers[str(name)] = p
+    declared = {str(name) for name in raw_providers}  # a provider with a bad field is still declared
 
     models: dict[str, ModelConfig] = {}
     raw_models = top.get("models") or {}
@@ -561,7 +563,7 @@ def parse(data: Any, file: str = "routes.yaml") -> RouteTable:
         r.error("models", "expected a mapping of model id to model")
         raw_models = {}
     for model_id, node in r.mapping(raw_models, "models", set(raw_models)).items():
-        m = _read_model(r, str(model_id), node, providers)
+        m = _read_model(r, str(model_id), node, declared)
         if m:
             models[str(model_id)] = m
     for m in models.values():

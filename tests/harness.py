@@ -82,6 +82,8 @@ class Gateway:
         self.app: web.Application | None = None
         self.port = 0
         self.table: RouteTable | None = None
+        self._clients: dict[tuple[str, str], openai.OpenAI] = {}
+        self._extra_clients: list[openai.OpenAI] = []
 
     def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -92,6 +94,8 @@ class Gateway:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for client in [*self._clients.values(), *self._extra_clients]:
+            client.close()
         self.run(self._stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
@@ -118,7 +122,14 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}{endpoint}"
 
     def client(self, key: str = KEY_A, endpoint: str = "/v2", **kwargs: Any) -> openai.OpenAI:
-        return openai.OpenAI(api_key=key, base_url=self.url(endpoint), max_retries=0, **kwargs)
+        """A stock client, reused per key and endpoint and closed with the gateway."""
+        if kwargs:
+            client = openai.OpenAI(api_key=key, base_url=self.url(endpoint), max_retries=0, **kwargs)
+            self._extra_clients.append(client)
+            return client
+        if (key, endpoint) not in self._clients:
+            self._clients[(key, endpoint)] = openai.OpenAI(api_key=key, base_url=self.url(endpoint), max_retries=0)
+        return self._clients[(key, endpoint)]
 
     def sim(self, kind: str) -> SimulatorState:
         """The simulator serving providers of `kind`: what it received, faults to script."""
