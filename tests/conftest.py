@@ -7,13 +7,13 @@ import pytest
 
 from tests.harness import Gateway, table_dict
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "samples"
+# Real recorded upstream bodies, copied byte for byte from shared/reference/samples
+# (provenance and sha256 in tests/samples/SOURCES.md).
+SAMPLES = Path(__file__).with_name("samples")
 
 
 def sample_path(name: str) -> Path:
-    """A recorded upstream body from shared/reference/samples (copied into tests/samples too)."""
-    local = Path(__file__).with_name("samples") / name
-    return local if local.exists() else SAMPLES / name
+    return SAMPLES / name
 
 
 @pytest.fixture(scope="module")

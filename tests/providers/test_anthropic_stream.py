@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,8 +11,8 @@ from providers.anthropic_stream import AnthropicStreamTranslator
 from providers.base import StreamState, UpstreamError
 from providers.sse import SSEDecoder, SSEEvent
 
-# The recorded samples live beside the repository, in ../shared/reference/samples.
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "samples"
+# The recorded samples, copied byte for byte into the repository (tests/samples/SOURCES.md).
+from tests.conftest import SAMPLES
 
 
 def translate(body: bytes, piece: int | None, include_usage: bool = True) -> tuple[list[Any], StreamState]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,8 +13,9 @@ from providers.base import StreamState, UpstreamError, Usage
 from providers.gemini_stream import GeminiStreamTranslator
 from providers.sse import SSEDecoder, SSEEvent
 
-# The recorded samples live beside the repository, in ../shared/reference/samples.
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "samples"
+# The recorded samples, copied byte for byte into the repository (tests/samples/SOURCES.md).
+from tests.conftest import SAMPLES
+
 GEMINI_SAMPLES = [
     "gemini-stream-text.sse",
     "gemini-stream-function-call.sse",
