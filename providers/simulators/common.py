@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,9 @@ class SimulatorState:
     # Set when a client closed a stream before it ended (disconnect tests).
     disconnects: int = 0
     stream_delay: float = 0.0  # default pacing between chunks
+    # When set, a stream holds its second chunk until the event is set (from any thread):
+    # a client can only set it after receiving the first chunk, which proves no buffering.
+    hold_after_first_chunk: threading.Event | None = None
 
     def next_fault(self, path: str) -> Fault | None:
         for fault in self.faults:
@@ -119,6 +123,15 @@ def tool_arguments(schema: Any) -> dict[str, Any]:
         else:
             out[name] = "Hamburg" if "location" in name or "city" in name else "value"
     return out
+
+
+async def wait_for_release(state: SimulatorState, timeout: float = 5.0) -> None:
+    gate = state.hold_after_first_chunk
+    if gate is None:
+        return
+    loop = asyncio.get_running_loop()
+    if not await loop.run_in_executor(None, gate.wait, timeout):
+        raise TimeoutError("the client never received the first chunk")
 
 
 def new_state_app(**kwargs: Any) -> web.Application:

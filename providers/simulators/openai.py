@@ -32,6 +32,7 @@ from providers.simulators.common import (
     reply_text,
     split_words,
     tool_arguments,
+    wait_for_release,
 )
 
 DEFAULT_DIMENSION = 1024
@@ -250,6 +251,8 @@ async def stream_events(request: web.Request, state: SimulatorState, fault: Faul
                     return response
                 await response.write(b"data: " + payload + b"\n\n")
                 sent += 1
+                if sent == 1:
+                    await wait_for_release(state)
                 if delay:
                     await asyncio.sleep(delay)
             if not (fault and fault.endless):
