@@ -31,6 +31,8 @@ What becomes of each OpenAI chat parameter (rejections are 400
 | `tools` (function)              | `tools[{name, description, input_schema}]`; other tool types: 400  |
 | `tools[].function.strict`       | dropped (Anthropic follows the schema without a strict mode flag)  |
 | `tool_choice`                   | auto/none/required/named -> `{type: auto/none/any/tool}`           |
+| no `tools`, but `tool_calls` or | the tools the history called (name, object schema) with            |
+| `tool` messages in the history  | `tool_choice: none` (the API refuses tool blocks without tools)    |
 | `parallel_tool_calls`           | false: `tool_choice.disable_parallel_tool_use`; true: default      |
 | `n`                             | 1: dropped; more: 400                                              |
 | `seed`                          | dropped (best-effort only, even on OpenAI)                         |
@@ -215,6 +217,15 @@ def to_anthropic_request(request: ApiRequest, upstream_model: str, variant: Anth
     if system:
         out["system"] = system
     out.update(_sampling(body))
+    out.update(_tool_fields(body, messages))
+    if body.get("stream"):
+        out["stream"] = True
+    return out
+
+
+def _tool_fields(body: Mapping[str, Any], messages: list[JSON]) -> JSON:
+    """`tools` and `tool_choice`: the client's tools, the structured-output tool, or the
+    tools the history called when the request offers none."""
     structured = structured_output_tool(body)
     tools = _tools(body.get("tools"))
     if structured and tools:
@@ -222,18 +233,26 @@ def to_anthropic_request(request: ApiRequest, upstream_model: str, variant: Anth
             "response_format json_schema cannot be combined with tools on Anthropic models", "response_format"
         )
     if structured:
-        out["tools"] = [structured]
-        out["tool_choice"] = {"type": "tool", "name": structured["name"]}
-    elif tools:
-        out["tools"] = tools
+        return {"tools": [structured], "tool_choice": {"type": "tool", "name": structured["name"]}}
+    if tools:
         choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
-        if choice:
-            out["tool_choice"] = choice
-    elif body.get("tool_choice") not in (None, "none", "auto"):
+        return {"tools": tools, "tool_choice": choice} if choice else {"tools": tools}
+    if body.get("tool_choice") not in (None, "none", "auto"):
         raise invalid("tool_choice needs tools", "tool_choice")
-    if body.get("stream"):
-        out["stream"] = True
-    return out
+    called = _tools_called_in(messages)
+    if called:
+        # The API refuses tool_use/tool_result blocks in a request that defines no tools
+        # (OpenAI accepts them, and clients often leave tools out of the follow-up call):
+        # declare the tools the history called, and let none be called, as none was offered.
+        return {"tools": called, "tool_choice": {"type": "none"}}
+    return {}
+
+
+def _tools_called_in(messages: list[JSON]) -> list[JSON]:
+    names = dict.fromkeys(
+        block["name"] for turn in messages for block in turn["content"] if block["type"] == "tool_use"
+    )
+    return [{"name": name, "input_schema": {"type": "object"}} for name in names]
 
 
 def _reject_untranslatable(body: Mapping[str, Any]) -> None:

@@ -6,8 +6,9 @@ POST /v1/messages (x-api-key, anthropic-version) and the Vertex AI path
 
 It refuses what the real API refuses (a missing max_tokens, a `system` role inside
 messages, roles that do not alternate, malformed tool or image blocks, a tool_result
-without its tool_use), answers deterministically, calls tools when asked about
-them (two at once when asked about two), and streams the real event sequence.
+without its tool_use, tool blocks in a request that defines no tools), answers
+deterministically, calls tools when asked about them (two at once when asked about
+two), and streams the real event sequence.
 """
 
 from __future__ import annotations
@@ -172,8 +173,10 @@ def validate_request(body: JSON, vertex: bool) -> None:
     if metadata is not None and (not isinstance(metadata, dict) or set(metadata) - {"user_id"}):
         raise Rejected("metadata: only user_id is permitted")
     _validate_system(body.get("system"))
-    _validate_tools(body.get("tools"), body.get("tool_choice"))
+    tool_names = _validate_tools(body.get("tools"), body.get("tool_choice"))
     _validate_messages(body.get("messages"))
+    if not tool_names and _has_tool_blocks(body["messages"]):
+        raise Rejected("Requests which include `tool_use` or `tool_result` blocks must define tools.")
 
 
 def _validate_system(system: Any) -> None:
@@ -236,6 +239,12 @@ def _validate_messages(messages: Any) -> None:
         blocks = _validate_content(message.get("content"), role, f"messages.{i}.content")
         _validate_tool_pairing(blocks, pending_tool_uses, i)
         pending_tool_uses = {b["id"] for b in blocks if b["type"] == "tool_use"}
+
+
+def _has_tool_blocks(messages: list[JSON]) -> bool:
+    """Validated messages: string content, or lists of typed blocks."""
+    blocks = [b for m in messages if isinstance(m["content"], list) for b in m["content"]]
+    return any(b["type"] in ("tool_use", "tool_result") for b in blocks)
 
 
 def _validate_tool_pairing(blocks: list[JSON], pending_tool_uses: set[str], i: int) -> None:

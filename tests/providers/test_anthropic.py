@@ -369,6 +369,21 @@ def test_tool_choice(choice: Any, parallel: bool | None, expected: dict[str, Any
     assert translate(request)["tool_choice"] == expected
 
 
+def test_history_with_tool_calls_but_no_tools_declares_them_uncallable() -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "now", "arguments": "{}"}}
+    history = [USER, {"role": "assistant", "content": None, "tool_calls": [call, {**call, "id": "call_2"}]},
+               {"role": "tool", "tool_call_id": "call_1", "content": "noon"},
+               {"role": "tool", "tool_call_id": "call_2", "content": "noon"}]  # fmt: skip
+    for choice in (None, "auto", "none"):
+        body = translate({"messages": history, "tool_choice": choice})
+        # The API refuses tool blocks without tools; none were offered, so none may be called.
+        assert body["tools"] == [{"name": "now", "input_schema": {"type": "object"}}]
+        assert body["tool_choice"] == {"type": "none"}
+    assert "tools" not in translate({"messages": [USER]})
+    with_tools = translate({"messages": history, "tools": [WEATHER]})
+    assert [t["name"] for t in with_tools["tools"]] == ["get_current_weather"] and "tool_choice" not in with_tools
+
+
 def test_non_function_tools_are_rejected() -> None:
     error = rejected({"messages": [USER], "tools": [{"type": "custom", "custom": {"name": "x"}}]})
     assert error.param == "tools[0]"

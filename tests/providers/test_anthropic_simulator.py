@@ -190,6 +190,19 @@ async def test_tool_result_round_trip(client: TestClient[Any, Any]) -> None:
     assert "22 degrees and sunny" in second["content"][0]["text"]
 
 
+async def test_tool_blocks_need_tools(client: TestClient[Any, Any]) -> None:
+    question = user("What's the weather like in Boston?")
+    _, first = await post(client, messages_body(question, tools=[WEATHER_TOOL]))
+    call = first["content"][-1]
+    result = user([{"type": "tool_result", "tool_use_id": call["id"], "content": "22 degrees"}])
+    history = [question, {"role": "assistant", "content": first["content"]}, result]
+    status, error = await post(client, messages_body(*history))
+    assert status == 400 and "must define tools" in error["error"]["message"]
+    declared = {"name": call["name"], "input_schema": {"type": "object"}}
+    status, answer = await post(client, messages_body(*history, tools=[declared], tool_choice={"type": "none"}))
+    assert status == 200 and answer["stop_reason"] == "end_turn"
+
+
 async def test_max_tokens_and_stop_sequences(client: TestClient[Any, Any]) -> None:
     _, message = await post(client, messages_body(user("hello"), max_tokens=3))
     assert message["stop_reason"] == "max_tokens" and len(message["content"][0]["text"].split()) == 3
