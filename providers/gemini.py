@@ -17,8 +17,8 @@ What becomes of each OpenAI chat parameter (OpenAI -> Gemini):
   `input_audio` -> `inlineData` audio/wav or audio/mp3; other parts -> 400.
 - assistant `tool_calls` -> `functionCall {name, args}` parts (invalid JSON: 400).
 - `tool` messages -> `functionResponse {name, response}` parts, a run of them in one
-  user turn; the name is found by `tool_call_id`; a non-object result is wrapped
-  `{"result": ...}`.
+  user turn, in the order of the calls they answer; the name (and that order) is found
+  by `tool_call_id`; a non-object result is wrapped `{"result": ...}`.
 - `temperature`, `top_p`, `top_k` (vLLM's extension) -> `temperature`, `topP`, `topK`.
 - `max_completion_tokens` (else `max_tokens`) -> `maxOutputTokens`.
 - `stop` (string or list) -> `stopSequences`; `n` -> `candidateCount`.
@@ -153,37 +153,48 @@ def _check_parameters(body: JSON) -> None:
 
 def messages_to_contents(messages: Any, images: Mapping[str, InlineImage]) -> tuple[list[JSON], list[JSON]]:
     """(systemInstruction parts, contents). Consecutive turns of one role are merged,
-    which also puts every tool result of a run into one user turn."""
+    which also puts every tool result of a run into one user turn, in the order of the
+    calls they answer (Gemini pairs same-named calls and responses by position)."""
     if not isinstance(messages, list) or not messages:
         raise _invalid("messages", "'messages' must be a non-empty list")
     system: list[JSON] = []
     contents: list[JSON] = []
-    call_names: dict[str, str] = {}  # tool_call_id -> function name, from assistant turns
+    calls: dict[str, tuple[str, int]] = {}  # tool_call_id -> (function name, place in its turn)
+    results: list[tuple[int, JSON]] = []  # a run of tool messages, put in call order when it ends
     for i, message in enumerate(messages):
         param = f"messages[{i}]"
         if not isinstance(message, dict):
             raise _invalid(param, f"'{param}' must be an object")
         role = message.get("role")
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id not in calls:
+                raise _invalid(
+                    f"{param}.tool_call_id", f"'{param}.tool_call_id' matches no earlier assistant tool call"
+                )
+            name, place = calls[call_id]
+            results.append((place, _function_response(name, message.get("content"))))
+            continue
+        _append_turn(contents, "user", _in_call_order(results))
+        results.clear()
         if role in ("system", "developer"):
             system.extend(_text_parts(message.get("content"), f"{param}.content"))
         elif role == "user":
             _append_turn(contents, "user", _user_parts(message.get("content"), f"{param}.content", images))
         elif role == "assistant":
-            _append_turn(contents, "model", _assistant_parts(message, param, call_names))
-        elif role == "tool":
-            call_id = message.get("tool_call_id")
-            if call_id not in call_names:
-                raise _invalid(
-                    f"{param}.tool_call_id", f"'{param}.tool_call_id' matches no earlier assistant tool call"
-                )
-            _append_turn(contents, "user", [_function_response(call_names[call_id], message.get("content"))])
+            _append_turn(contents, "model", _assistant_parts(message, param, calls))
         elif role == "function" and isinstance(message.get("name"), str):
             _append_turn(contents, "user", [_function_response(message["name"], message.get("content"))])
         else:
             raise _invalid(f"{param}.role", f"'{param}.role' {role!r} is not supported")
+    _append_turn(contents, "user", _in_call_order(results))
     if not contents:
         raise _invalid("messages", "Gemini needs at least one user or assistant message besides system messages")
     return system, contents
+
+
+def _in_call_order(results: list[tuple[int, JSON]]) -> list[JSON]:
+    return [part for _, part in sorted(results, key=lambda result: result[0])]
 
 
 def _append_turn(contents: list[JSON], role: str, parts: list[JSON]) -> None:
@@ -252,7 +263,7 @@ def _image_part(url: Any, param: str, images: Mapping[str, InlineImage]) -> JSON
     return {"inlineData": {"mimeType": fetched.media_type, "data": fetched.data_b64}}
 
 
-def _assistant_parts(message: JSON, param: str, call_names: dict[str, str]) -> list[JSON]:
+def _assistant_parts(message: JSON, param: str, calls: dict[str, tuple[str, int]]) -> list[JSON]:
     parts = _text_parts(message.get("content"), f"{param}.content")
     tool_calls = message.get("tool_calls") or []
     if not isinstance(tool_calls, list):
@@ -274,7 +285,7 @@ def _assistant_parts(message: JSON, param: str, call_names: dict[str, str]) -> l
                 f"{call_param}.function.arguments", f"'{call_param}.function.arguments' must be a JSON object"
             )
         if isinstance(call.get("id"), str):
-            call_names[call["id"]] = function["name"]
+            calls[call["id"]] = (function["name"], k)
         parts.append({"functionCall": {"name": function["name"], "args": args}})
     return parts
 

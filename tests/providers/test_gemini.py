@@ -172,15 +172,40 @@ def test_tool_calls_and_grouped_function_responses_named_by_id() -> None:
             {"functionCall": {"name": "get_time", "args": {"city": "Berlin"}}},
         ],
     }
-    # both results in ONE user turn, each named after the call its id points at
+    # both results in ONE user turn, each named after the call its id points at, in the
+    # order of the calls (the client answered call_b first)
     assert contents[2] == {
         "role": "user",
         "parts": [
-            {"functionResponse": {"name": "get_time", "response": {"result": "12:00"}}},
             {"functionResponse": {"name": "get_weather", "response": {"temperature": 18}}},
+            {"functionResponse": {"name": "get_time", "response": {"result": "12:00"}}},
         ],
     }
     assert len(contents) == 3
+
+
+def test_same_named_calls_get_their_own_results_back_by_id() -> None:
+    calls = [
+        {
+            "id": f"call_{city}",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": f'{{"city": "{city}"}}'},
+        }
+        for city in ("Paris", "Rome", "Oslo")
+    ]
+    messages = [
+        {"role": "user", "content": "Weather in Paris, Rome and Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        *(
+            {"role": "tool", "tool_call_id": f"call_{city}", "content": f'{{"city": "{city}"}}'}
+            for city in ("Oslo", "Paris", "Rome")
+        ),
+        {"role": "user", "content": "And tomorrow?"},
+    ]
+    contents = translate(chat(*messages))["contents"]
+    responses = [part["functionResponse"]["response"]["city"] for part in contents[2]["parts"][:3]]
+    assert responses == ["Paris", "Rome", "Oslo"]  # position k answers call k, whatever order the client used
+    assert contents[2]["parts"][3] == {"text": "And tomorrow?"}
 
 
 def test_tool_result_shapes_are_wrapped_unless_objects() -> None:
