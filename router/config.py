@@ -122,6 +122,8 @@ class ModelConfig:
     completions: bool = False
     owned_by: str = ""
     created: int = 0
+    # Seconds until an answer has begun (retries, failovers and queueing included).
+    deadline: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,7 +405,7 @@ def _read_provider(r: _Reader, name: str, node: Any) -> ProviderConfig | None:
 
 
 _MODEL_FIELDS = {"type", "endpoints", "meta_data", "targets", "fallbacks", "context_window_fallbacks",
-                 "limits", "completions", "owned_by", "created"}
+                 "limits", "completions", "owned_by", "created", "deadline"}
 _ENDPOINT = re.compile(r"^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 _RESERVED_ENDPOINTS = {"/admin", "/healthz", "/readyz", "/metrics", "/openapi.json"}
 
@@ -449,6 +451,7 @@ def _read_model(r: _Reader, model_id: str, node: Any, providers: set[str]) -> Mo
         completions=r.boolean(node, "completions", path, False),
         owned_by=r.string(node, "owned_by", path, "") or "",
         created=r.number(node, "created", path, 0, int, 0),
+        deadline=r.number(node, "deadline", path, 300.0, float, 0.001),
     )
 
 

@@ -1,27 +1,46 @@
-"""Pick a target, call it, fail over: targets by weight, then the model's fallbacks.
+"""Pick a target, call it, retry, fail over, cool down.
 
-Decisions read only the normalised `UpstreamError` (`retryable`, `context_window`),
-never which provider it was. Nothing here writes to the client, so everything here
-may be retried: a stream is only handed back once its first bytes have arrived.
+Targets are tried in a weighted random order, skipping those cooling down; each is
+retried (tenacity: exponential backoff with jitter, or the upstream's `Retry-After`
+where it fits the budget) up to its provider's `max_retries`; then the next target,
+then the model's fallbacks in order. Targets that were cooling down are tried last,
+once each, when nothing else answered. Everything is bounded by the model's
+`deadline`, and each provider by its concurrency gate.
+
+Decisions read only the normalised `UpstreamError` (`retryable`, `retry_after`,
+`context_window`), never which provider it was. Nothing here writes to the client,
+so everything here may be retried: a stream is only handed back once its first
+bytes have arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import random
 import time
+import weakref
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import aiohttp
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential, wait_random
 
-from providers.base import Adapter, ApiRequest, UpstreamError
+from providers.base import Adapter, ApiRequest, UpstreamCall, UpstreamError
 from router import metrics
+from router.backpressure import Gates, Overloaded
 from router.config import ModelConfig, ProviderConfig, TargetConfig
+from router.cooldown import Guards, TargetState, cooldown_store
 from router.runtime import Gateway, Runtime
 from router.upstream import open_response, read_body, transport_error
+
+log = logging.getLogger("llm_router")
+
+# Backoff between attempts on one target: 0.25 s, 0.5 s, 1 s ... up to 8 s, plus up to 0.25 s of jitter.
+BACKOFF = wait_exponential(multiplier=0.25, max=8.0) + wait_random(0, 0.25)
+MIN_ATTEMPT = 0.05  # seconds: less budget than this left is not worth another attempt
 
 
 @dataclass(slots=True)
@@ -29,9 +48,14 @@ class Trace:
     """What the attempts of one client request did, for metrics and the log."""
 
     attempts: int = 0
+    retries: int = 0
     provider: str = ""
     target_model: str = ""
-    upstream_wait: float = 0.0  # seconds spent waiting on upstreams
+    upstream_wait: float = 0.0  # seconds spent waiting on upstreams (and for their slots)
+
+
+def _nothing() -> None:
+    pass
 
 
 @dataclass(slots=True)
@@ -43,6 +67,25 @@ class Outcome:
     body: bytes | None = None  # a whole answer
     response: aiohttp.ClientResponse | None = None  # an open stream ...
     first_chunk: bytes = b""  # ... and its first bytes
+    release: Callable[[], None] = field(default=_nothing, repr=False)  # gives back the provider slot
+
+    def close(self) -> None:
+        """End the upstream stream (at once: a client that left must not keep it running)."""
+        if self.response is not None:
+            self.response.close()
+        release, self.release = self.release, _nothing
+        release()
+
+
+class Budget:
+    """The request's deadline, on the monotonic clock."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self.ends - time.monotonic()
 
 
 def weighted_order(targets: Sequence[TargetConfig]) -> list[TargetConfig]:
@@ -53,10 +96,43 @@ def weighted_order(targets: Sequence[TargetConfig]) -> list[TargetConfig]:
     return sorted(targets, key=lambda t: random.random() ** (1.0 / t.weight), reverse=True)
 
 
+def target_key(target: TargetConfig) -> str:
+    """A target is a deployment: its provider account and the upstream model."""
+    return f"{target.provider}:{target.model}"
+
+
+_GUARDS: dict[int, Guards] = {}  # per Gateway (by id, dropped with it)
+
+
+def guards_of(gw: Gateway) -> Guards:
+    """The gateway's cooldowns and gates, made at its first request: by then the app
+    has connected the gateway's shared Redis client (`Gateway.redis`), if one is configured."""
+    guards = _GUARDS.get(id(gw))
+    if guards is None:
+        state = gw.runtime.table.state
+        guards = _GUARDS[id(gw)] = Guards(cooldown_store(gw.redis, state.key_prefix, state.socket_timeout), Gates())
+        weakref.finalize(gw, _GUARDS.pop, id(gw), None)
+    return guards
+
+
+@dataclass(slots=True)
+class _Call:
+    """One client request's way through the targets."""
+
+    gw: Gateway
+    rt: Runtime
+    guards: Guards
+    trace: Trace
+    budget: Budget
+    attempted: set[str] = field(default_factory=set)
+    last_error: UpstreamError | None = None
+
+
 async def dispatch(gw: Gateway, rt: Runtime, model: ModelConfig, request: ApiRequest, trace: Trace) -> Outcome:
+    call = _Call(gw, rt, guards_of(gw), trace, Budget(model.deadline))
     queue: deque[ModelConfig] = deque([model, *(rt.table.models[f] for f in model.fallbacks)])
     tried: set[str] = set()
-    last_error: UpstreamError | None = None
+    cooling: list[tuple[ModelConfig, ApiRequest, TargetConfig]] = []
     while queue:
         candidate = queue.popleft()
         if candidate.id in tried or candidate.type is not model.type:
@@ -65,25 +141,124 @@ async def dispatch(gw: Gateway, rt: Runtime, model: ModelConfig, request: ApiReq
         req = request if candidate is model else dataclasses.replace(
             request, public_model=candidate.id, max_output_length=candidate.meta_data.max_output_length)
         for target in weighted_order(candidate.targets):
-            try:
-                outcome = await attempt(gw, rt, candidate, target, req, trace)
-            except UpstreamError as error:
-                metrics.UPSTREAM_ERRORS.labels(target.provider, candidate.id, str(error.status)).inc()
-                last_error = error
-                if error.context_window and candidate.context_window_fallbacks:
-                    queue.extendleft(rt.table.models[m] for m in reversed(candidate.context_window_fallbacks))
-                    break
-                if not error.retryable:
-                    raise
+            if target_key(target) in call.attempted:
                 continue
-            if candidate is not model:
-                metrics.FALLBACKS.labels(model.id, candidate.id).inc()
-            return outcome
-    raise last_error or UpstreamError(503, f"No provider is available for model '{model.id}'.", retryable=False)
+            state = await _check(call, candidate, target)
+            if state is TargetState.COOLING:
+                cooling.append((candidate, req, target))
+                continue
+            outcome, fallbacks = await _serve(call, model, candidate, req, target, state)
+            if outcome is not None:
+                return outcome
+            if fallbacks:
+                queue.extendleft(reversed(fallbacks))
+                break
+    # Nothing else answered: try what was cooling down, once each, rather than give up untried.
+    for candidate, req, target in cooling:
+        if target_key(target) not in call.attempted:
+            outcome, _ = await _serve(call, model, candidate, req, target, TargetState.PROBE)
+            if outcome is not None:
+                return outcome
+    raise _final_error(call, model)
 
 
-async def attempt(gw: Gateway, rt: Runtime, model: ModelConfig, target: TargetConfig, request: ApiRequest,
-                  trace: Trace) -> Outcome:
+async def _serve(call: _Call, requested: ModelConfig, candidate: ModelConfig, req: ApiRequest,
+                 target: TargetConfig, state: TargetState) -> tuple[Outcome | None, list[ModelConfig]]:
+    """The target's answer; or None and the context-window fallbacks to try next. Raises
+    what must reach the client as it is (a non-retryable error, the deadline)."""
+    if call.budget.remaining() < MIN_ATTEMPT:
+        raise _final_error(call, requested)
+    try:
+        outcome = await _with_retries(call, candidate, req, target, state)
+    except UpstreamError as error:
+        call.last_error = error
+        if error.context_window and candidate.context_window_fallbacks:
+            return None, [call.rt.table.models[m] for m in candidate.context_window_fallbacks]
+        if not error.retryable and not isinstance(error, Overloaded):
+            raise
+        return None, []
+    if state is TargetState.PROBE:
+        await _closed(call, candidate, target)
+    if candidate is not requested:
+        metrics.FALLBACKS.labels(requested.id, candidate.id).inc()
+    return outcome, []
+
+
+def _final_error(call: _Call, model: ModelConfig) -> UpstreamError:
+    last = call.last_error
+    attempts = call.trace.attempts
+    if last is None:
+        if call.budget.remaining() < MIN_ATTEMPT:
+            return UpstreamError(504, f"No upstream answered for model '{model.id}' within the request's deadline "
+                                      f"({call.budget.seconds:g} s).", type="timeout", code="deadline_exceeded",
+                                 retryable=False)
+        return UpstreamError(503, f"No provider is available for model '{model.id}': every target is cooling "
+                                  "down.", type="server_error", code="no_provider_available", retryable=False)
+    return UpstreamError(last.status, f"The upstream providers of model '{model.id}' failed ({attempts} attempt"
+                                      f"{'s' if attempts != 1 else ''}); the last said: {last.message}",
+                         type=last.type, code=last.code, param=last.param, retryable=False,
+                         retry_after=last.retry_after)
+
+
+# --- one target, with retries -----------------------------------------------------
+
+
+@dataclass(slots=True)
+class _TargetRun:
+    provider: ProviderConfig
+    max_attempts: int
+    tripped: bool = False  # the target went into a cooldown: stop retrying it
+
+
+def _retryable(exc: BaseException) -> bool:
+    return (isinstance(exc, UpstreamError) and exc.retryable and not exc.context_window
+            and not isinstance(exc, Overloaded))
+
+
+def _wait(retry_state: RetryCallState) -> float:
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    if isinstance(error, UpstreamError) and error.retry_after is not None:
+        return error.retry_after
+    return float(BACKOFF(retry_state))
+
+
+async def _with_retries(call: _Call, model: ModelConfig, request: ApiRequest, target: TargetConfig,
+                        state: TargetState) -> Outcome:
+    provider = call.rt.table.providers[target.provider]
+    run = _TargetRun(provider, 1 if state is TargetState.PROBE else provider.max_retries + 1)
+    call.attempted.add(target_key(target))
+
+    def stop(retry_state: RetryCallState) -> bool:
+        # Also stops where Retry-After asks for more than is left: the next target may answer sooner.
+        return (run.tripped or retry_state.attempt_number >= run.max_attempts
+                or call.budget.remaining() - retry_state.upcoming_sleep < MIN_ATTEMPT)
+
+    def count_retry(retry_state: RetryCallState) -> None:
+        call.trace.retries += 1
+        metrics.RETRIES.labels(provider.name, model.id).inc()
+
+    retrying = AsyncRetrying(stop=stop, wait=_wait, retry=retry_if_exception(_retryable),
+                             before_sleep=count_retry, reraise=True)
+    result: Outcome = await retrying(_counted_attempt, call, model, target, request, run)
+    return result
+
+
+async def _counted_attempt(call: _Call, model: ModelConfig, target: TargetConfig, request: ApiRequest,
+                           run: _TargetRun) -> Outcome:
+    try:
+        return await attempt(call, model, target, request)
+    except Overloaded:
+        raise  # the gateway's own limit, not the provider's failure
+    except UpstreamError as error:
+        metrics.UPSTREAM_ERRORS.labels(target.provider, model.id, str(error.status)).inc()
+        if _retryable(error):
+            run.tripped = await _failed(call, model, target, run.provider)
+        raise
+
+
+async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request: ApiRequest) -> Outcome:
+    """One upstream request, within the deadline and a slot of the provider's gate."""
+    rt, trace = call.rt, call.trace
     provider = rt.table.providers[target.provider]
     adapter = rt.adapters[target.provider]
     trace.attempts += 1
@@ -95,19 +270,42 @@ async def attempt(gw: Gateway, rt: Runtime, model: ModelConfig, target: TargetCo
         raise UpstreamError(400, f"The model '{model.id}' does not serve {request.operation.value} requests.",
                             type="invalid_request_error", retryable=False)
     if adapter.inlines_image_urls and request.image_urls and not request.images:
-        fetcher = gw.image_fetcher()
+        fetcher = call.gw.image_fetcher()
         fetched = await asyncio.gather(*(fetcher.fetch(url, "messages") for url in request.image_urls))
         request = dataclasses.replace(request, images=dict(zip(request.image_urls, fetched, strict=True)))
-    call = adapter.build_call(request, target.model)
+    upstream_call = adapter.build_call(request, target.model)
+    gate = call.guards.gates.for_provider(provider.name, provider.max_concurrency, provider.max_queue)
     started = time.perf_counter()
     try:
-        response = await open_response(gw.session(provider), call, request, adapter, rt.timeouts[provider.name])
-        if not request.stream:
-            return Outcome(adapter, provider, model, request, body=await read_body(response))
-        return Outcome(adapter, provider, model, request, response=response,
-                       first_chunk=await _first_chunk(response, provider.timeouts.first_byte))
+        async with asyncio.timeout(call.budget.remaining()):
+            await gate.acquire(call.budget.remaining())
+            outcome = Outcome(adapter, provider, model, request, release=gate.release)
+            try:
+                return await _exchange(call, outcome, upstream_call)
+            except BaseException:
+                outcome.close()
+                raise
+    except TimeoutError:
+        raise UpstreamError(504, "The upstream provider did not answer within the request's deadline.",
+                            type="timeout", code="upstream_timeout", retryable=True) from None
     finally:
         trace.upstream_wait += time.perf_counter() - started
+
+
+async def _exchange(call: _Call, outcome: Outcome, upstream_call: UpstreamCall) -> Outcome:
+    provider, request = outcome.provider, outcome.request
+    session = call.gw.session(provider)
+    if not request.stream:
+        async with asyncio.timeout(provider.timeouts.total):
+            response = await open_response(session, upstream_call, request, outcome.adapter,
+                                           call.rt.timeouts[provider.name])
+            outcome.body = await read_body(response)
+        outcome.close()  # the slot is free once the whole answer is here
+        return outcome
+    outcome.response = await open_response(session, upstream_call, request, outcome.adapter,
+                                           call.rt.timeouts[provider.name])
+    outcome.first_chunk = await _first_chunk(outcome.response, provider.timeouts.first_byte)
+    return outcome
 
 
 async def _first_chunk(response: aiohttp.ClientResponse, timeout: float) -> bytes:
@@ -122,3 +320,49 @@ async def _first_chunk(response: aiohttp.ClientResponse, timeout: float) -> byte
         raise UpstreamError(502, "The upstream provider closed the stream before sending anything.",
                             code="upstream_disconnected", retryable=True)
     return chunk
+
+
+# --- cooldowns ----------------------------------------------------------------------
+
+
+def _probe_ttl(provider: ProviderConfig) -> float:
+    return provider.timeouts.connect + provider.timeouts.first_byte
+
+
+async def _check(call: _Call, model: ModelConfig, target: TargetConfig) -> TargetState:
+    provider = call.rt.table.providers[target.provider]
+    state = await call.guards.cooldowns.check(target_key(target), _probe_ttl(provider))
+    labels = (target.provider, model.id)
+    if state is TargetState.COOLING and labels not in call.guards.cooling:
+        call.guards.cooling.add(labels)
+        metrics.COOLING_DOWN.labels(*labels).set(1)
+    elif state is TargetState.AVAILABLE and labels in call.guards.cooling:  # another replica's probe closed it
+        call.guards.cooling.discard(labels)
+        metrics.COOLING_DOWN.labels(*labels).set(0)
+    return state
+
+
+async def _failed(call: _Call, model: ModelConfig, target: TargetConfig, provider: ProviderConfig) -> bool:
+    if not await call.guards.cooldowns.failed(target_key(target), provider.cooldown):
+        return False
+    labels = (target.provider, model.id)
+    call.guards.cooling.add(labels)
+    metrics.COOLDOWNS.labels(*labels).inc()
+    metrics.COOLING_DOWN.labels(*labels).set(1)
+    policy = provider.cooldown
+    log.warning("target entered cooldown", extra={"fields": {
+        "event": "cooldown_start", "provider": target.provider, "target": target.model, "model": model.id,
+        "failures": policy.failures, "window_s": policy.window, "duration_s": policy.duration}})
+    return True
+
+
+async def _closed(call: _Call, model: ModelConfig, target: TargetConfig) -> None:
+    """A request through a cooldown (the probe) succeeded: the target is back."""
+    labels = (target.provider, model.id)
+    back = await call.guards.cooldowns.succeeded(target_key(target))
+    if labels in call.guards.cooling:
+        call.guards.cooling.discard(labels)
+        metrics.COOLING_DOWN.labels(*labels).set(0)
+    if back:
+        log.info("target left cooldown", extra={"fields": {
+            "event": "cooldown_end", "provider": target.provider, "target": target.model, "model": model.id}})

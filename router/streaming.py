@@ -1,9 +1,11 @@
 """Relay one upstream stream to the client, chunk by chunk as it arrives.
 
 The first upstream bytes are translated before the client gets a status: a stream
-that fails there is an HTTP error, not a 200. After that, a failure ends the
-client's stream with an OpenAI-shaped `data: {"error": ...}` event. Only this
-module writes SSE framing and `data: [DONE]`.
+that fails there is an HTTP error, not a 200. After that, a failure (the upstream
+dropped, or sent nothing for `timeouts.idle`, or ran past `timeouts.total`) ends the
+client's stream with an OpenAI-shaped `data: {"error": ...}` event. A client that
+goes away (the handler is cancelled, or a write finds the connection closed) closes
+the upstream connection at once. Only this module writes SSE framing and `data: [DONE]`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from aiohttp import web
 from providers.base import StreamState, StreamTranslator, UpstreamError, Usage
 from providers.sse import SSEDecoder
 from router.dispatch import Outcome
-from router.middleware import Exchange
+from router.middleware import CLIENT_CLOSED, Exchange
 from router.tokens import from_chars
 
 DONE = b"data: [DONE]\n\n"
@@ -73,10 +75,13 @@ class StreamRelay:
             await response.prepare(request)
             ex = self.exchange
             self._setup = time.perf_counter() - ex.started - ex.trace.upstream_wait
-            await self._pump(response, upstream, first)
+            try:
+                await self._pump(response, upstream, first)
+            except ConnectionResetError:  # the client went away: stop reading the upstream at once
+                self.exchange.status = CLIENT_CLOSED
             return response
         finally:
-            upstream.close()
+            self.outcome.close()  # the upstream connection, and the provider's slot
 
     async def _pump(self, response: web.StreamResponse, upstream: aiohttp.ClientResponse,
                     first: list[bytes]) -> None:
