@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import os
+import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +21,51 @@ from router.config import ConfigError, RouteTable, Secret, load
 from router.usage_api import usage_rows
 
 log = logging.getLogger("llm_router")
+SUPERVISOR_PID_ENV = "LLM_ROUTER_SUPERVISOR_PID"  # set by `serve --workers N` for its workers
+_URL_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^/@\s]*@")
 CONFIG_PATH = web.AppKey("config_path", Path)
 
 
-def reload_table(app: web.Application) -> RouteTable:
-    """Load, validate and swap in the table file; a bad file changes nothing and raises ConfigError."""
+def reload_table(app: web.Application, trigger: str = "api") -> RouteTable:
+    """Load, validate and swap in the table file in one step; a bad file changes nothing,
+    is logged and counted, and raises ConfigError. The file unchanged is no reload at all."""
     gateway = app[GATEWAY]
+    path = app[CONFIG_PATH]
+    previous = gateway.runtime.table
     try:
-        table = load(app[CONFIG_PATH])
-        table = app[TABLE_TRANSFORM](table)
+        table = app[TABLE_TRANSFORM](load(path))
+        if table.version == previous.version and table == previous:
+            log.info("route table unchanged", extra={"fields": {"version": table.version, "trigger": trigger}})
+            return previous
+        gateway.swap(table)
     except ConfigError as exc:
-        metrics.CONFIG_RELOADS.labels("failure").inc()
-        log.error("route table reload refused", extra={"fields": {"errors": exc.errors}})
+        _refused(path, trigger, exc.errors)
         raise
-    previous = gateway.runtime.table.version
-    gateway.swap(table)
+    except Exception as exc:  # anything the validation missed (an adapter refusing its config)
+        errors = [f"{path}: {type(exc).__name__}: {exc}"]
+        _refused(path, trigger, errors)
+        raise ConfigError(errors) from exc
     metrics.CONFIG_RELOADS.labels("success").inc()
-    log.info("route table reloaded", extra={"fields": {"version": table.version, "previous": previous,
-                                                      "models": len(table.models), "keys": len(table.keys)}})
+    log.info("route table reloaded", extra={"fields": {
+        "version": table.version, "previous": previous.version, "trigger": trigger, "models": len(table.models),
+        "added": sorted(set(table.models) - set(previous.models)),
+        "removed": sorted(set(previous.models) - set(table.models)),
+        "keys": len(table.keys), "providers": len(table.providers)}})
     return table
+
+
+def _refused(path: Path, trigger: str, errors: list[str]) -> None:
+    metrics.CONFIG_RELOADS.labels("failure").inc()
+    log.error("route table reload refused; the running table stays", extra={"fields": {
+        "file": str(path), "trigger": trigger, "errors": errors}})
+
+
+def reload_all_workers() -> None:
+    """Under `serve --workers N`, ask the supervisor to have every worker reload (it sends
+    them SIGHUP; this worker finds its table unchanged). A no-op in a single process."""
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV, "")
+    if supervisor.isdigit() and int(supervisor) == os.getppid():
+        os.kill(int(supervisor), signal.SIGUSR1)
 
 
 # `demo` rewrites each loaded table so its providers point at the simulators.
@@ -52,6 +81,7 @@ async def reload_handler(request: web.Request) -> web.Response:
                                             + "; ".join(exc.errors), "type": "invalid_request_error",
                                             "param": None, "code": "invalid_config"}, "errors": exc.errors},
                                  status=400)
+    reload_all_workers()
     return web.json_response({"object": "config", "version": table.version})
 
 
@@ -64,6 +94,8 @@ async def usage_handler(request: web.Request) -> web.Response:
 def _redacted(value: Any) -> Any:
     if isinstance(value, Secret):
         return "[REDACTED]"
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\1[REDACTED]@", value)  # a base_url may carry user:password@
     if isinstance(value, bytes):
         return "[REDACTED]"  # key digests are secrets too: they identify a key
     if isinstance(value, enum.Enum):

@@ -46,8 +46,9 @@ async def openapi_handler(request: web.Request) -> web.StreamResponse:
 
 def create_app(table: RouteTable, config_path: str | Path | None = None,
                transform: Callable[[RouteTable], RouteTable] | None = None,
-               gateway: Gateway | None = None) -> web.Application:
-    """`transform` is applied to every table loaded later (demo: point providers at simulators)."""
+               gateway: Gateway | None = None, serve_metrics: bool = True) -> web.Application:
+    """`transform` is applied to every table loaded later (demo: point providers at simulators).
+    `serve_metrics=False` leaves /metrics to a separate port (`serve --metrics-port`)."""
     limits = table.server.request_limits
     app = web.Application(middlewares=[gateway_middleware], client_max_size=limits.max_body_bytes,
                           handler_args={"max_field_size": limits.max_header_bytes,
@@ -55,12 +56,12 @@ def create_app(table: RouteTable, config_path: str | Path | None = None,
     app[GATEWAY] = gateway or Gateway(build_runtime(table))
     app[admin.CONFIG_PATH] = Path(config_path or table.path)
     app[admin.TABLE_TRANSFORM] = transform or (lambda t: t)
-    metrics.CONFIG_INFO.clear()
-    metrics.CONFIG_INFO.labels(table.version).set(1)
+    metrics.table_loaded(table)
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
+    if serve_metrics:
+        app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/openapi.json", openapi_handler)
     app.router.add_post("/admin/reload", admin.reload_handler)
     app.router.add_get("/admin/usage", admin.usage_handler)

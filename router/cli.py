@@ -6,13 +6,18 @@ import argparse
 import logging
 import os
 import secrets
+import signal
 import sys
+from dataclasses import dataclass
 
-from router import logs
-from router.app import create_app
+from aiohttp import web
+
+from router import logs, metrics
+from router.app import create_app, metrics_handler
 from router.config import ConfigError, RouteTable, load
 from router.demo import simulated, start_simulators
 from router.server import bound_port, run, run_workers, serve_app
+from router.watch import table_watcher
 
 log = logging.getLogger("llm_router")
 DEFAULT_CONFIG = "routes.yaml"
@@ -40,30 +45,54 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_process(config: str, host: str | None, port: int | None, reuse_port: bool) -> None:
-    table = _load_or_exit(config)
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    config: str
+    host: str | None
+    port: int | None
+    reuse_port: bool
+    metrics_port: int | None = None  # /metrics there instead of on the client port
+    watch: bool = False
+
+
+def _serve_process(options: ServeOptions) -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop's handler is in place
+    table = _load_or_exit(options.config)
     logs.setup(table.logging.level)
-    host = host or table.server.host
-    port = port if port is not None else table.server.port
+    host = options.host or table.server.host
+    port = options.port if options.port is not None else table.server.port
 
     async def main() -> None:
-        app = create_app(table, config)
+        separate_metrics = options.metrics_port is not None
+        app = create_app(table, options.config, serve_metrics=not separate_metrics)
+        if options.watch:
+            app.cleanup_ctx.append(table_watcher())
+        metrics_app: web.Application | None = None
+        if separate_metrics:
+            metrics_app = web.Application()
+            metrics_app.router.add_get("/metrics", metrics_handler)
 
         def started(sockets: list[object]) -> None:
-            log.info("serving", extra={"fields": {"host": host, "port": port, "version": table.version,
-                                                  "pid": os.getpid(), "models": len(table.models)}})
+            log.info("serving", extra={"fields": {
+                "host": host, "port": bound_port(sockets), "metrics_port": options.metrics_port,  # type: ignore[arg-type]
+                "version": table.version, "pid": os.getpid(), "models": len(table.models),
+                "keys": len(table.keys), "providers": len(table.providers), "watch": options.watch,
+                "multiprocess_metrics": metrics.MULTIPROCESS_DIR is not None, "file": options.config}})
 
-        await serve_app(app, host, port, table.server.shutdown_grace, reuse_port, started)
+        await serve_app(app, host, port, table.server.shutdown_grace, options.reuse_port, started,
+                        metrics_app, options.metrics_port)
 
     run(main)
 
 
 def serve(args: argparse.Namespace) -> int:
-    _load_or_exit(args.config)  # fail fast, before any worker starts
+    table = _load_or_exit(args.config)  # fail fast, before any worker starts
+    options = ServeOptions(args.config, args.host, args.port, args.workers > 1, args.metrics_port, args.watch)
     if args.workers > 1:
-        run_workers(_serve_process, (args.config, args.host, args.port, True), args.workers)
-    else:
-        _serve_process(args.config, args.host, args.port, False)
+        logs.setup(table.logging.level)
+        log.info("starting workers", extra={"fields": {"workers": args.workers, "pid": os.getpid()}})
+        return run_workers(_serve_process, (options,), args.workers)
+    _serve_process(options)
     return 0
 
 
@@ -128,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--host")
     p_serve.add_argument("--port", type=int)
     p_serve.add_argument("--workers", type=int, default=1)
+    p_serve.add_argument("--metrics-port", type=int,
+                         help="serve /metrics on this port only, not on the client port")
+    p_serve.add_argument("--watch", action="store_true",
+                         help="reload the route table when its file changes (checked every second)")
     p_check = sub.add_parser("check", help="validate a route table")
     p_check.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
     p_demo = sub.add_parser("demo", help="serve the route table against local simulators")

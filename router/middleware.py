@@ -17,12 +17,14 @@ from providers.base import UpstreamError, Usage
 from router import metrics
 from router.dispatch import Trace
 from router.errors import GatewayError, error_response
+from router.runtime import Gateway, Runtime
 
 log = logging.getLogger("llm_router")
 access_log = logging.getLogger("llm_router.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer
+UNKNOWN_MODEL = "unknown"  # the model label of requests for ids the table does not have
 
 
 @dataclass(slots=True)
@@ -71,11 +73,22 @@ def _dumps(error: UpstreamError) -> bytes:
     return orjson.dumps(error.to_openai())
 
 
+def _gateway(app: web.Application) -> Gateway | None:
+    from router.api import GATEWAY  # api imports this module; the key lives there
+
+    return app.get(GATEWAY)
+
+
 @web.middleware
 async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("x-request-id", "")
     exchange = Exchange(incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex, time.perf_counter())
     request[EXCHANGE] = exchange
+    gateway = _gateway(request.app)
+    # Taken before the handler runs, with no await in between: the handler reads the same
+    # runtime, and its pools stay open until every request of its generation has left.
+    generation = gateway.enter() if gateway is not None else 0
+    runtime = gateway.runtime if gateway is not None else None
     metrics.INFLIGHT.inc()
     response: web.StreamResponse | None = None
     try:
@@ -99,34 +112,40 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         return response
     finally:
         metrics.INFLIGHT.dec()
+        if gateway is not None:
+            gateway.leave(generation)
         if not exchange.status:
             exchange.status = CLIENT_CLOSED
         if exchange.endpoint:
-            _observe(exchange)
+            _observe(exchange, request.method, runtime)
 
 
-def _observe(ex: Exchange) -> None:
+def _observe(ex: Exchange, method: str, runtime: Runtime | None) -> None:
     duration = time.perf_counter() - ex.started
     provider = ex.trace.provider or "none"
-    metrics.REQUESTS.labels(ex.endpoint, ex.model, provider, ex.key_name or "anonymous", str(ex.status)).inc()
+    # The model label takes ids of the table only: a client asking for random ids must
+    # not create a series each (the log line keeps what was asked).
+    model = ex.model if runtime is None or not ex.model or ex.model in runtime.table.models else UNKNOWN_MODEL
+    overhead = max(0.0, ex.gateway_seconds if ex.gateway_seconds is not None else duration - ex.trace.upstream_wait)
+    metrics.REQUESTS.labels(ex.endpoint, model, provider, ex.key_name or "anonymous", str(ex.status)).inc()
     if ex.trace.attempts:
-        metrics.REQUEST_DURATION.labels(ex.model, provider).observe(duration)
-        overhead = ex.gateway_seconds if ex.gateway_seconds is not None else duration - ex.trace.upstream_wait
-        metrics.OVERHEAD.observe(max(0.0, overhead))
+        metrics.REQUEST_DURATION.labels(model, provider).observe(duration)
+        metrics.OVERHEAD.observe(overhead)
     if ex.ttft is not None:
-        metrics.TIME_TO_FIRST_TOKEN.labels(ex.model, provider).observe(ex.ttft)
+        metrics.TIME_TO_FIRST_TOKEN.labels(model, provider).observe(ex.ttft)
     if ex.usage and ex.key_name:
-        metrics.TOKENS.labels(ex.model, ex.key_name, "prompt").inc(ex.usage.prompt_tokens)
-        metrics.TOKENS.labels(ex.model, ex.key_name, "completion").inc(ex.usage.completion_tokens)
+        metrics.TOKENS.labels(model, ex.key_name, "prompt").inc(ex.usage.prompt_tokens)
+        metrics.TOKENS.labels(model, ex.key_name, "completion").inc(ex.usage.completion_tokens)
     if access_log.isEnabledFor(logging.INFO):
+        # Names, numbers and ids only: never a key, a prompt or a completion.
         access_log.info("request", extra={"fields": {
-            "request_id": ex.request_id, "key": ex.key_name, "endpoint": ex.endpoint, "model": ex.model,
-            "provider": ex.trace.provider, "target": ex.trace.target_model, "status": ex.status,
+            "request_id": ex.request_id, "method": method, "key": ex.key_name, "endpoint": ex.endpoint,
+            "model": ex.model, "provider": ex.trace.provider, "target": ex.trace.target_model, "status": ex.status,
             "stream": ex.stream, "attempts": ex.trace.attempts,
             "prompt_tokens": ex.usage.prompt_tokens if ex.usage else None,
             "completion_tokens": ex.usage.completion_tokens if ex.usage else None,
+            "tokens_estimated": ex.usage.estimated if ex.usage else None,
             "ttft_ms": round(ex.ttft * 1000, 2) if ex.ttft is not None else None,
             "duration_ms": round(duration * 1000, 2),
-            "overhead_ms": round((ex.gateway_seconds if ex.gateway_seconds is not None
-                                  else duration - ex.trace.upstream_wait) * 1000, 3),
+            "overhead_ms": round(overhead * 1000, 3),
         }})

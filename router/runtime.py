@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import aiohttp
 
@@ -63,6 +64,16 @@ def _session_for(provider: ProviderConfig) -> aiohttp.ClientSession:
                                  skip_auto_headers=("User-Agent",))
 
 
+@dataclass(slots=True)
+class _RetiredPool:
+    """A pool no longer current: requests that started before `generation` may still use it."""
+
+    name: str
+    session: aiohttp.ClientSession
+    config: ProviderConfig
+    generation: int
+
+
 @dataclass
 class Gateway:
     runtime: Runtime
@@ -73,12 +84,43 @@ class Gateway:
     redis_ready: bool = True  # False while a configured Redis is unreachable
     _session_configs: dict[str, ProviderConfig] = field(default_factory=dict)
     _closing: set[asyncio.Task[None]] = field(default_factory=set)
+    # Each swap starts a generation; requests in flight are counted per generation they
+    # started in, so a retired pool closes as soon as no older request is left.
+    _generation: int = 0
+    _inflight: dict[int, int] = field(default_factory=dict)
+    _retired: list[_RetiredPool] = field(default_factory=list)
+
+    def enter(self) -> int:
+        """A request starts on the current runtime; pass the result to `leave` when it ends."""
+        generation = self._generation
+        self._inflight[generation] = self._inflight.get(generation, 0) + 1
+        return generation
+
+    def leave(self, generation: int) -> None:
+        left = self._inflight[generation] - 1
+        if left:
+            self._inflight[generation] = left
+        else:
+            del self._inflight[generation]
+            if self._retired:
+                self._close_unused_pools()
 
     def session(self, provider: ProviderConfig) -> aiohttp.ClientSession:
-        session = self.sessions.get(provider.name)
-        if session is None or session.closed:
-            session = self.sessions[provider.name] = _session_for(provider)
-            self._session_configs[provider.name] = provider
+        name = provider.name
+        current = self.sessions.get(name)
+        if (current is not None and not current.closed
+                and self._session_configs[name].max_concurrency == provider.max_concurrency):
+            return current
+        for pool in self._retired:  # a request still running on a replaced table
+            if pool.name == name and not pool.session.closed and pool.config.max_concurrency == provider.max_concurrency:
+                return pool.session
+        session = _session_for(provider)
+        serving = self.runtime.table.providers.get(name)
+        if serving is not None and serving.max_concurrency == provider.max_concurrency:
+            self.sessions[name] = session
+            self._session_configs[name] = provider
+        else:  # first use, by an older request, of a provider the current table dropped
+            self._retired.append(_RetiredPool(name, session, provider, self._generation))
         return session
 
     def image_fetcher(self) -> ImageFetcher:
@@ -89,31 +131,46 @@ class Gateway:
     def swap(self, table: RouteTable) -> Runtime:
         """Serve `table` from now on; requests in flight finish on the one they started with."""
         new = build_runtime(table)
-        old_providers = self.runtime.table.providers
         self.runtime = new
+        self._generation += 1
         for name in list(self.sessions):
             changed = table.providers.get(name)
             if changed is None or changed.max_concurrency != self._session_configs[name].max_concurrency:
-                self._retire(name, self.sessions.pop(name), old_providers[name].timeouts.total)
-        metrics.CONFIG_INFO.clear()
-        metrics.CONFIG_INFO.labels(table.version).set(1)
+                self._retire(name, self.sessions.pop(name), self._session_configs.pop(name))
+        metrics.table_loaded(table)
+        self._close_unused_pools()
         return new
 
-    def _retire(self, name: str, session: aiohttp.ClientSession, grace: float) -> None:
-        """Close a removed provider's pool after the requests still using it could have ended."""
-        self._session_configs.pop(name, None)
+    def _retire(self, name: str, session: aiohttp.ClientSession, config: ProviderConfig) -> None:
+        """Close a replaced pool once the requests that may use it have ended; as a backstop,
+        after the provider's total timeout whatever happens."""
+        self._retired.append(_RetiredPool(name, session, config, self._generation))
 
         async def close_later() -> None:
-            await asyncio.sleep(grace)
+            await asyncio.sleep(config.timeouts.total)
             await session.close()
 
-        task = asyncio.get_running_loop().create_task(close_later())
+        self._spawn(close_later())
+
+    def _close_unused_pools(self) -> None:
+        oldest = min(self._inflight, default=self._generation)
+        unused = [pool for pool in self._retired if oldest >= pool.generation]
+        self._retired = [pool for pool in self._retired if oldest < pool.generation]
+        for pool in unused:
+            log.info("closing the connection pool of a replaced provider", extra={"fields": {"provider": pool.name}})
+            self._spawn(pool.session.close())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         for task in list(self._closing):
             task.cancel()
+        for pool in self._retired:
+            await pool.session.close()
+        self._retired.clear()
         for session in self.sessions.values():
             await session.close()
         self.sessions.clear()

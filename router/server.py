@@ -2,6 +2,12 @@
 
 SIGTERM/SIGINT stop accepting, let in-flight requests finish within the grace
 period, then close everything (flushing usage). SIGHUP reloads the route table.
+
+With N workers a supervisor process starts them (SO_REUSEPORT on one port),
+forwards SIGTERM/SIGINT/SIGHUP to all of them, and turns a worker's SIGUSR1 (sent
+after `POST /admin/reload` succeeded there) into SIGHUP for every worker, so one
+reload reaches them all. It also gives them a fresh Prometheus multiprocess
+directory, marks each worker dead there when it exits, and removes it at the end.
 """
 
 from __future__ import annotations
@@ -9,17 +15,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from router.admin import reload_table
+from router.admin import SUPERVISOR_PID_ENV, reload_table
 from router.config import ConfigError
 
 log = logging.getLogger("llm_router")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:
@@ -32,11 +43,18 @@ def run(main: Callable[[], Awaitable[None]]) -> None:
 
 
 async def serve_app(app: web.Application, host: str, port: int, grace: float, reuse_port: bool = False,
-                    on_started: Callable[[list[Any]], None] | None = None) -> None:
+                    on_started: Callable[[list[Any]], None] | None = None,
+                    metrics_app: web.Application | None = None, metrics_port: int | None = None) -> None:
+    """Serve until SIGTERM/SIGINT; `metrics_app` on `metrics_port` too, when given."""
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=grace, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
     await site.start()
+    metrics_runner: web.AppRunner | None = None
+    if metrics_app is not None and metrics_port is not None:
+        metrics_runner = web.AppRunner(metrics_app, access_log=None, shutdown_timeout=1.0)
+        await metrics_runner.setup()
+        await web.TCPSite(metrics_runner, host, metrics_port, reuse_port=reuse_port).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -50,13 +68,15 @@ async def serve_app(app: web.Application, host: str, port: int, grace: float, re
         log.info("stopping: no new connections; in-flight requests get up to %ss", grace,
                  extra={"fields": {"grace_seconds": grace}})
     finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await runner.cleanup()
         log.info("stopped")
 
 
 def _reload_on_signal(app: web.Application) -> None:
     try:
-        reload_table(app)
+        reload_table(app, trigger="signal")
     except ConfigError:
         pass  # logged and counted by reload_table; the running table stays
 
@@ -65,22 +85,45 @@ def bound_port(sockets: list[socket.socket]) -> int:
     return int(sockets[0].getsockname()[1]) if sockets else 0
 
 
-def run_workers(target: Callable[..., None], args: tuple[Any, ...], workers: int) -> None:
-    """Start `workers` processes running `target(*args)` on one port (SO_REUSEPORT),
-    forward SIGTERM/SIGINT/SIGHUP to them and wait for them to end."""
+def run_workers(target: Callable[..., None], args: tuple[Any, ...], workers: int) -> int:
+    """Run `workers` processes of `target(*args)` on one port; return once all have ended:
+    0, or the first non-zero exit code."""
+    metrics_dir = tempfile.mkdtemp(prefix="llm-router-metrics-", dir=os.environ.get(MULTIPROC_ENV) or None)
+    # Inherited by the spawned workers, before they import prometheus_client.
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    os.environ[SUPERVISOR_PID_ENV] = str(os.getpid())
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=target, args=args, name=f"llm-router-worker-{i}") for i in range(workers)]
-    for proc in procs:
-        proc.start()
 
-    def forward(signum: int, _frame: Any) -> None:
+    def send_all(signum: int) -> None:
         for proc in procs:
             if proc.pid and proc.is_alive():
-                import os
-
                 os.kill(proc.pid, signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, forward)
-    for proc in procs:
-        proc.join()
+    signal.signal(signal.SIGTERM, lambda signum, _frame: send_all(signum))
+    signal.signal(signal.SIGINT, lambda signum, _frame: send_all(signum))
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: send_all(signal.SIGHUP))
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: send_all(signal.SIGHUP))
+    try:
+        for proc in procs:
+            proc.start()
+        return _wait_for(procs, metrics_dir)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _wait_for(procs: list[Any], metrics_dir: str) -> int:
+    from prometheus_client.multiprocess import mark_process_dead
+
+    running = {proc.sentinel: proc for proc in procs}
+    status = 0
+    while running:
+        for sentinel in multiprocessing.connection.wait(list(running)):
+            proc = running.pop(sentinel)  # type: ignore[call-overload]
+            proc.join()
+            # Its live gauges (in-flight, flags, version) leave the sums; its counters stay.
+            mark_process_dead(proc.pid, metrics_dir)
+            if proc.exitcode:
+                status = status or proc.exitcode
+                log.error("worker exited", extra={"fields": {"pid": proc.pid, "exit_code": proc.exitcode}})
+    return status
