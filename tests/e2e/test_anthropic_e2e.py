@@ -381,7 +381,7 @@ def test_error_status(gw: Gateway, status: int, error_class: type[openai.APIStat
             list(response)  # a stream failing before its first byte is an HTTP error, not a 200
     error = caught.value
     assert type(error) is error_class and error.status_code == client_status
-    assert error_of(error)["code"] == code and error_of(error)["message"].startswith("anthropic: ")
+    assert error_of(error)["code"] == code and "anthropic: " in error_of(error)["message"]
     assert error.response.headers.get("retry-after") == ("7" if status == 429 else None)
     assert len(sim.received) > before
     assert_anthropic_call(sim.received[-1])
