@@ -154,6 +154,7 @@ class AnthropicStreamTranslator:
         self._structured_name = structured_name
         self._content_json_blocks: set[int] = set()
         self._tool_ordinal_by_block: dict[int, int] = {}
+        self._blocks_with_arguments: set[int] = set()
         self._input_usage: Mapping[str, Any] = {}
         self._output_tokens = 0
         self._usage_sent = False
@@ -172,6 +173,8 @@ class AnthropicStreamTranslator:
             return self._block_start(int(data.get("index", 0)), data.get("content_block") or {})
         if kind == "content_block_delta":
             return self._block_delta(int(data.get("index", 0)), data.get("delta") or {})
+        if kind == "content_block_stop":
+            return self._block_stop(int(data.get("index", 0)))
         if kind == "message_delta":
             return self._message_delta(data.get("delta") or {}, data.get("usage") or {})
         if kind == "message_stop":
@@ -179,7 +182,7 @@ class AnthropicStreamTranslator:
             return self._usage_chunk()
         if kind == "error":
             raise error_from_anthropic(None, data.get("error") or {})
-        return []  # ping, content_block_stop, and event types added later
+        return []  # ping, and event types added later
 
     def finish(self) -> list[bytes]:
         if self.state.finish_reason is None:
@@ -218,15 +221,33 @@ class AnthropicStreamTranslator:
         if delta_type == "text_delta":
             return self._text(str(delta.get("text") or ""))
         if delta_type == "input_json_delta" and index in self._content_json_blocks:
-            return self._text(str(delta.get("partial_json") or ""))
+            fragment = str(delta.get("partial_json") or "")
+            if fragment:
+                self._blocks_with_arguments.add(index)
+            return self._text(fragment)
         if delta_type == "input_json_delta" and index in self._tool_ordinal_by_block:
             fragment = str(delta.get("partial_json") or "")
             if not fragment:
                 return []
             self.state.completion_chars += len(fragment)
+            self._blocks_with_arguments.add(index)
             call = {"index": self._tool_ordinal_by_block[index], "function": {"arguments": fragment}}
             return [self._chunk({"tool_calls": [call]})]
         return []  # thinking, signature and citation deltas
+
+    def _block_stop(self, index: int) -> list[bytes]:
+        """An empty tool input streams as "" fragments only: it is `{}` to OpenAI clients
+        (who parse the arguments), as in a plain answer, never an empty string."""
+        if index in self._blocks_with_arguments:
+            return []
+        self._blocks_with_arguments.add(index)
+        if index in self._content_json_blocks:
+            return self._text("{}")
+        if index not in self._tool_ordinal_by_block:
+            return []
+        self.state.completion_chars += 2
+        call = {"index": self._tool_ordinal_by_block[index], "function": {"arguments": "{}"}}
+        return [self._chunk({"tool_calls": [call]})]
 
     def _text(self, text: str) -> list[bytes]:
         if not text:

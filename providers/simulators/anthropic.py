@@ -441,7 +441,8 @@ def _block_deltas(block: JSON) -> Iterator[JSON]:
         for piece in split_words(block["text"]):
             yield {"type": "text_delta", "text": piece}
         return
-    arguments = orjson.dumps(block["input"]).decode()
+    # As the API does: an empty input streams as one "" fragment, never as "{}".
+    arguments = orjson.dumps(block["input"]).decode() if block["input"] else ""
     for piece in [""] + [arguments[i : i + 8] for i in range(0, len(arguments), 8)]:
         yield {"type": "input_json_delta", "partial_json": piece}
 

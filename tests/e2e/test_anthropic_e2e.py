@@ -259,6 +259,23 @@ def test_two_tool_calls_streamed(gw: Gateway) -> None:
     assert all(c.model == MODEL for c in chunks)
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_call_without_arguments_has_an_empty_object(gw: Gateway, stream: bool) -> None:
+    now = {"type": "function", "function": {"name": "get_time", "description": "The time now"}}
+    response, received = chat(gw, messages=[{"role": "user", "content": "What time is it?"}], tools=[now],
+                              tool_choice="required", stream=stream)
+    if stream:
+        deltas = tool_call_deltas(response)
+        assert (deltas[0].index, deltas[0].function.name) == (0, "get_time")
+        arguments = "".join(d.function.arguments or "" for d in deltas)
+    else:
+        arguments = response.choices[0].message.tool_calls[0].function.arguments
+    assert arguments == "{}"  # clients parse it: never an empty string
+    body = assert_anthropic_call(received)
+    assert body["tools"] == [{"name": "get_time", "description": "The time now",
+                              "input_schema": {"type": "object", "properties": {}}}]
+
+
 @pytest.mark.parametrize(("tool_choice", "parallel", "expected"), [
     ("required", None, {"type": "any"}),
     ({"type": "function", "function": {"name": "get_current_weather"}}, None,

@@ -179,6 +179,14 @@ async def test_forced_tool_call_without_text(client: TestClient[Any, Any]) -> No
     assert [b["type"] for b in message["content"]] == ["text"]
 
 
+async def test_empty_tool_input_streams_as_one_empty_fragment(client: TestClient[Any, Any]) -> None:
+    now = {"name": "now", "input_schema": {"type": "object", "properties": {}}}
+    body = messages_body(user("Hi"), tools=[now], tool_choice={"type": "tool", "name": "now"}, stream=True)
+    events = await stream_events(client, body)
+    deltas = [orjson.loads(e.data)["delta"] for e in events if e.event == "content_block_delta"]
+    assert deltas == [{"type": "input_json_delta", "partial_json": ""}]  # as the API does: not "{}"
+
+
 async def test_tool_result_round_trip(client: TestClient[Any, Any]) -> None:
     question = user("What's the weather like in Boston?")
     _, first = await post(client, messages_body(question, tools=[WEATHER_TOOL]))

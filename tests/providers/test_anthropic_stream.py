@@ -201,3 +201,40 @@ def test_structured_output_tool_streams_as_content() -> None:
     assert all("tool_calls" not in d for d in deltas)
     assert "".join(d.get("content", "") for d in deltas) == '{"name": 1}'
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop" == translator.state.finish_reason
+
+
+def empty_input_stream(name: str) -> list[dict[str, Any]]:
+    """A call to a tool without parameters, as the API streams it: one "" fragment."""
+    block = {"type": "tool_use", "id": "toolu_now", "name": name, "input": {}}
+    return [
+        {"type": "message_start", "message": {"usage": {"input_tokens": 3}}},
+        {"type": "content_block_start", "index": 0, "content_block": block},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": ""}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 4}},
+        {"type": "message_stop"},
+    ]
+
+
+def test_tool_call_without_arguments_streams_an_empty_object() -> None:
+    translator = AnthropicStreamTranslator(StreamState(public_model="m", include_usage=False))
+    chunks = [orjson.loads(p) for e in empty_input_stream("now") for p in translator.feed(event(e))]
+    calls = [call for c in chunks for call in c["choices"][0]["delta"].get("tool_calls", [])]
+    assert calls == [
+        {"index": 0, "id": "toolu_now", "type": "function", "function": {"name": "now", "arguments": ""}},
+        {"index": 0, "function": {"arguments": "{}"}},
+    ]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_tool_call_with_arguments_gets_nothing_more_at_its_stop() -> None:
+    translator = AnthropicStreamTranslator(StreamState(public_model="m", include_usage=False))
+    chunks = [orjson.loads(p) for e in two_tool_stream() for p in translator.feed(e)]
+    calls = [call for c in chunks if c["choices"] for call in c["choices"][0]["delta"].get("tool_calls", [])]
+    assert "{}" not in [c["function"]["arguments"] for c in calls]
+
+
+def test_empty_structured_output_streams_an_empty_object() -> None:
+    translator = AnthropicStreamTranslator(StreamState(public_model="m", include_usage=False), structured_name="x")
+    chunks = [orjson.loads(p) for e in empty_input_stream("x") for p in translator.feed(event(e))]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "{}"
