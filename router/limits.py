@@ -150,6 +150,8 @@ class LocalLimiter:
                 rate = capacity / 60.0
                 if bucket.level < min(cost, capacity):
                     wait = (min(cost, capacity) - bucket.level) / rate
+                    # the refusing bucket's headers: the client sees what ran out
+                    best[kind] = (int(capacity), max(0.0, bucket.level), (capacity - bucket.level) / rate)
                     return Verdict(False, retry_after=wait, refused_by=f"{scope.name}/{kind}",
                                    **_header_fields(best))
                 remaining = bucket.level - cost

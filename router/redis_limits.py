@@ -1,0 +1,159 @@
+"""Rate limits shared by every replica: one atomic Lua script per admission.
+
+Key layout: every limit key of a deployment carries the same hash tag,
+`{<prefix>limits}`, so all of them live in one Redis Cluster slot. That is what
+makes one request's check a single atomic script: the scopes of different requests
+form one connected graph (a key's scope spans all its models, a model's scope
+spans all keys), so no finer tag puts every request's scopes together, and
+splitting a check over slots would give up all-or-nothing (or need a second round
+trip to roll back). An admission is a few dozen microseconds of Redis time, so one
+shard carries tens of thousands of admissions a second; metering, the bulk of the
+writes, is spread over slots by day/key/model (router/redis_meter.py).
+
+On the client's path: one EVALSHA (admit). Settling (token refund, concurrency
+release) runs in the background after the response; it is idempotent (the first
+settle of an admission deletes its reservation key) so a retry never refunds twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from router.config import FailurePolicy, KeyConfig, ModelConfig
+from router.errors import GatewayError
+from router.limits import Admission, LocalAdmission, LocalLimiter, Scope, Verdict, refuse, scopes_for
+from router.state import STATE_ERRORS, LuaScript, RedisState
+
+log = logging.getLogger("llm_router")
+
+LEASE_MS = 15 * 60 * 1000  # a concurrency slot and a reservation outlive any request by this much at most
+MAX_UNSETTLED = 10_000  # settles kept for replay while Redis is down
+KINDS = {1: "rpm", 2: "tpm", 3: "concurrency"}
+
+
+def limit_key(prefix: str, scope: str, kind: str) -> str:
+    return f"{prefix}limits:{{{prefix}limits}}:{scope}/{kind}"
+
+
+def reservation_key(prefix: str, admission_id: str) -> str:
+    return f"{prefix}limits:{{{prefix}limits}}:reservation:{admission_id}"
+
+
+def verdict_from_script(reply: list[int], scopes: list[Scope]) -> Verdict:
+    allowed, scope_index, kind, retry_ms, rpm_limit, rpm_left, rpm_reset, tpm_limit, tpm_left, tpm_reset = (
+        int(v) for v in reply)
+    fields: dict[str, float | int] = {}
+    if rpm_limit >= 0:
+        fields.update(limit_requests=rpm_limit, remaining_requests=rpm_left, reset_requests=rpm_reset / 1000)
+    if tpm_limit >= 0:
+        fields.update(limit_tokens=tpm_limit, remaining_tokens=tpm_left, reset_tokens=tpm_reset / 1000)
+    refused_by = f"{scopes[scope_index].name}/{KINDS[kind]}" if not allowed else ""
+    return Verdict(bool(allowed), retry_after=retry_ms / 1000, refused_by=refused_by, **fields)  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class RedisAdmission:
+    limiter: RedisLimiter
+    admission_id: str
+    scopes: list[Scope]
+    reserved: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    settled: bool = False
+
+    async def settle(self, used_tokens: int) -> None:
+        """Schedules the reconciliation; never waits on Redis (it runs after the response)."""
+        if self.settled:
+            return
+        self.settled = True
+        self.limiter.settle_later(self.admission_id, self.scopes, self.reserved - used_tokens)
+
+
+class RedisLimiter:
+    def __init__(self, state: RedisState, policy: FailurePolicy, expected_replicas: int) -> None:
+        self.state = state
+        self.policy = policy
+        # While Redis is down each replica enforces limit / expected_replicas on its own.
+        self.local = LocalLimiter(divisor=expected_replicas)
+        self._admit = LuaScript("admit.lua")
+        self._settle = LuaScript("settle.lua")
+        self._settling: set[asyncio.Task[None]] = set()
+        self._unsettled: deque[tuple[str, list[Scope], int]] = deque(maxlen=MAX_UNSETTLED)
+        state.on_recovery(self.replay_unsettled)
+
+    async def admit(self, caller: KeyConfig, model: ModelConfig, tokens: int) -> Admission:
+        scopes = scopes_for(caller, model)
+        if not scopes:
+            return LocalAdmission(self.local, scopes, 0)
+        if self.state.available():
+            try:
+                return await self._admit_shared(scopes, tokens, caller, model)
+            except STATE_ERRORS as exc:
+                self.state.failed(exc)
+        if self.policy is FailurePolicy.FAIL_CLOSED:
+            raise GatewayError(503, "Rate limits cannot be checked right now (the shared state is unreachable); "
+                                    "please retry shortly.", code="state_unavailable", headers={"Retry-After": "1"})
+        return await self.local.admit(caller, model, tokens)
+
+    async def _admit_shared(self, scopes: list[Scope], tokens: int, caller: KeyConfig,
+                            model: ModelConfig) -> Admission:
+        prefix = self.state.prefix
+        admission_id = uuid.uuid4().hex
+        keys: list[str] = []
+        args: list[int | str] = [tokens, admission_id, LEASE_MS]
+        for scope in scopes:
+            keys += [limit_key(prefix, scope.name, kind) for kind in ("rpm", "tpm", "concurrency")]
+            limits = scope.limits
+            args += [limits.rpm or 0, limits.tpm or 0, limits.concurrency or 0]
+        keys.append(reservation_key(prefix, admission_id))
+        async with asyncio.timeout(self.state.config.socket_timeout * 4):
+            reply = await self._admit(self.state.client, keys, args)
+        self.state.succeeded()
+        verdict = verdict_from_script(reply, scopes)
+        if not verdict.allowed:
+            raise refuse(verdict, caller, model)
+        return RedisAdmission(self, admission_id, scopes, tokens, verdict.headers())
+
+    def settle_later(self, admission_id: str, scopes: list[Scope], refund: int) -> None:
+        if not any(s.limits.tpm or s.limits.concurrency for s in scopes):
+            return  # nothing reserved beyond the request itself
+        task = asyncio.get_running_loop().create_task(self._settle_shared(admission_id, scopes, refund))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle_shared(self, admission_id: str, scopes: list[Scope], refund: int) -> None:
+        if not self.state.available():
+            self._unsettled.append((admission_id, scopes, refund))
+            return
+        prefix = self.state.prefix
+        keys = [reservation_key(prefix, admission_id)]
+        for scope in scopes:
+            keys += [limit_key(prefix, scope.name, "tpm"), limit_key(prefix, scope.name, "concurrency")]
+        args: list[int | str] = [admission_id, refund, *(s.limits.tpm or 0 for s in scopes)]
+        try:
+            async with asyncio.timeout(self.state.config.socket_timeout * 4):
+                await self._settle(self.state.client, keys, args)
+            self.state.succeeded()
+        except STATE_ERRORS as exc:
+            self.state.failed(exc)
+            self._unsettled.append((admission_id, scopes, refund))
+
+    async def replay_unsettled(self) -> None:
+        """Redis is back: settle what could not be settled while it was down."""
+        while self._unsettled and self.state.available():
+            self.settle_later(*self._unsettled.popleft())
+
+    async def drain(self) -> None:
+        """Wait for the settles in flight (tests, shutdown)."""
+        while self._settling:
+            await asyncio.gather(*list(self._settling), return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.drain()
+        if self._unsettled:
+            log.warning("admissions left unsettled at shutdown; their reservations expire on their own",
+                        extra={"fields": {"count": len(self._unsettled)}})
