@@ -14,7 +14,10 @@ from router import admin, metrics
 from router.api import GATEWAY, endpoint_handler
 from router.config import RouteTable
 from router.middleware import gateway_middleware
+from router.redis_limits import RedisLimiter
+from router.redis_meter import RedisMeter
 from router.runtime import Gateway, build_runtime
+from router.state import RedisState
 
 log = logging.getLogger("llm_router")
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -72,5 +75,28 @@ def create_app(table: RouteTable, config_path: str | Path | None = None,
 
 
 async def _gateway_resources(app: web.Application) -> AsyncIterator[None]:
+    """The state backend: Redis when configured (limits and usage shared by every
+    replica), else in-process. Closed after in-flight requests ended: usage flushed."""
+    gateway = app[GATEWAY]
+    config = gateway.runtime.table.state
+    state: RedisState | None = None
+    if config.redis_url is None:
+        log.warning("no state.redis_url: rate limits and usage are per process (one instance only)")
+        metrics.STATE_DEGRADED.set(0)
+    else:
+        state = RedisState(config, on_change=lambda up: _state_changed(gateway, up))
+        limiter = RedisLimiter(state, config.on_failure, config.expected_replicas)
+        meter = RedisMeter(state, config.spool_path)
+        gateway.redis, gateway.limiter, gateway.meter = state.client, limiter, meter
+        meter.start()
+        await state.start()
     yield
-    await app[GATEWAY].close()
+    await gateway.close()  # closes the meter: flushes its queue to Redis or the spool
+    if state is not None:
+        await limiter.close()
+        await state.close()
+
+
+def _state_changed(gateway: Gateway, up: bool) -> None:
+    gateway.redis_ready = up
+    metrics.STATE_DEGRADED.set(0 if up else 1)

@@ -174,6 +174,7 @@ class StateConfig:
     on_failure: FailurePolicy = FailurePolicy.FAIL_OPEN
     expected_replicas: int = 1
     spool_path: str = "var/usage-spool.jsonl"
+    cluster: bool = False  # redis_url names one node of a Redis Cluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,6 +532,7 @@ def _read_state(r: _Reader, node: Any) -> StateConfig:
         on_failure=policy,
         expected_replicas=r.number(node, "expected_replicas", "state", d.expected_replicas, int, 1),
         spool_path=r.string(node, "spool_path", "state", d.spool_path) or d.spool_path,
+        cluster=r.boolean(node, "cluster", "state", d.cluster),
     )
 
 

@@ -16,6 +16,8 @@ from types import MappingProxyType
 from typing import Any
 
 import aiohttp
+import redis.asyncio
+from redis.asyncio.cluster import RedisCluster
 
 from providers.base import Adapter
 from providers.registry import adapter_factory
@@ -82,6 +84,7 @@ class Gateway:
     sessions: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
     fetcher: ImageFetcher | None = None
     redis_ready: bool = True  # False while a configured Redis is unreachable
+    redis: redis.asyncio.Redis | RedisCluster | None = None  # the one shared-state client (None: in-process)
     _session_configs: dict[str, ProviderConfig] = field(default_factory=dict)
     _closing: set[asyncio.Task[None]] = field(default_factory=set)
     # Each swap starts a generation; requests in flight are counted per generation they
