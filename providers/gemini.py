@@ -13,7 +13,8 @@ What becomes of each OpenAI chat parameter (OpenAI -> Gemini):
 - user / assistant messages -> `contents` with role `user` / `model`; consecutive
   turns of one role are merged.
 - content parts: `text` -> `text`; `image_url` `data:` URI -> `inlineData`; https
-  `image_url` -> `inlineData` of the image the router fetched (SSRF-guarded);
+  `image_url` -> `inlineData` of the image the router fetched (SSRF-guarded); images
+  other than PNG, JPEG, WebP, HEIC, HEIF (e.g. GIF) -> 400; `detail` -> dropped;
   `input_audio` -> `inlineData` audio/wav or audio/mp3; other parts -> 400.
 - assistant `tool_calls` -> `functionCall {name, args}` parts (invalid JSON: 400).
 - `tool` messages -> `functionResponse {name, response}` parts, a run of them in one
@@ -121,6 +122,7 @@ _NUMBERS = (
 )  # fmt: skip
 _DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)(?:;[^,;]*)*;base64,(.*)$", re.S)
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
+_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
 
 
 def chat_to_gemini(body: JSON, images: Mapping[str, InlineImage]) -> JSON:
@@ -254,13 +256,16 @@ def _image_part(url: Any, param: str, images: Mapping[str, InlineImage]) -> JSON
         raise _invalid(param, f"'{param}' must be a string")
     match = _DATA_URI.match(url)
     if match:
-        return {"inlineData": {"mimeType": match.group(1), "data": match.group(2)}}
-    if url.startswith("data:"):
+        mime_type, data = match.group(1).lower(), match.group(2)
+    elif url.startswith("data:"):
         raise _invalid(param, f"'{param}' is a data URI but not data:<media type>;base64,<data>")
-    fetched = images.get(url)
-    if fetched is None:
+    elif url in images:
+        mime_type, data = images[url].media_type, images[url].data_b64
+    else:
         raise _invalid(param, f"'{param}' must be an https URL the gateway can fetch, or a base64 data URI")
-    return {"inlineData": {"mimeType": fetched.media_type, "data": fetched.data_b64}}
+    if mime_type not in _IMAGE_TYPES:  # Gemini would refuse it; say so before the round trip
+        raise _invalid(param, f"'{param}' is {mime_type}; Gemini takes {', '.join(sorted(_IMAGE_TYPES))}")
+    return {"inlineData": {"mimeType": mime_type, "data": data}}
 
 
 def _assistant_parts(message: JSON, param: str, calls: dict[str, tuple[str, int]]) -> list[JSON]:

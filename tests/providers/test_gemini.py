@@ -137,6 +137,16 @@ def test_image_url_not_fetched_is_a_400() -> None:
     assert rejected(chat({"role": "user", "content": content})).param == "messages[0].content[0].image_url.url"
 
 
+def test_image_types_gemini_does_not_take_are_a_400() -> None:
+    gif = [{"type": "image_url", "image_url": {"url": "data:image/gif;base64,R0lGODlh"}}]
+    assert "image/gif" in rejected(chat({"role": "user", "content": gif})).message
+    url = "https://example.com/cat.gif"
+    fetched = [{"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": url}}]
+    with pytest.raises(UpstreamError) as caught:
+        translate(chat({"role": "user", "content": fetched}), {url: InlineImage("image/gif", "R0lGODlh")})
+    assert caught.value.status == 400 and caught.value.param == "messages[0].content[1].image_url.url"
+
+
 def test_malformed_data_uri_is_a_400() -> None:
     content = [{"type": "image_url", "image_url": {"url": "data:image/png,rawbytes"}}]
     assert rejected(chat({"role": "user", "content": content})).param == "messages[0].content[0].image_url.url"
