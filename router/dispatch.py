@@ -110,7 +110,8 @@ def guards_of(gw: Gateway) -> Guards:
     guards = _GUARDS.get(id(gw))
     if guards is None:
         state = gw.runtime.table.state
-        guards = _GUARDS[id(gw)] = Guards(cooldown_store(gw.redis, state.key_prefix, state.socket_timeout), Gates())
+        client = getattr(gw, "redis", None)  # set by the app when state.redis_url is configured
+        guards = _GUARDS[id(gw)] = Guards(cooldown_store(client, state.key_prefix, state.socket_timeout), Gates())
         weakref.finalize(gw, _GUARDS.pop, id(gw), None)
     return guards
 
@@ -277,14 +278,14 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
     gate = call.guards.gates.for_provider(provider.name, provider.max_concurrency, provider.max_queue)
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(call.budget.remaining()):
-            await gate.acquire(call.budget.remaining())
-            outcome = Outcome(adapter, provider, model, request, release=gate.release)
-            try:
+        await gate.acquire(call.budget.remaining())  # Overloaded when full or past the deadline
+        outcome = Outcome(adapter, provider, model, request, release=gate.release)
+        try:
+            async with asyncio.timeout(call.budget.remaining()):
                 return await _exchange(call, outcome, upstream_call)
-            except BaseException:
-                outcome.close()
-                raise
+        except BaseException:
+            outcome.close()
+            raise
     except TimeoutError:
         raise UpstreamError(504, "The upstream provider did not answer within the request's deadline.",
                             type="timeout", code="upstream_timeout", retryable=True) from None
