@@ -14,7 +14,8 @@ What becomes of each OpenAI chat parameter (rejections are 400
 | `messages` user / assistant     | `messages`; consecutive same-role turns merged into one            |
 | `messages` tool                 | `tool_result` blocks in one user turn (a turn's results together)  |
 | assistant `tool_calls`          | `tool_use` blocks (arguments parsed; invalid JSON: 400)            |
-| `image_url` `data:` URI         | base64 image (jpeg, png, gif, webp; any other type: 400)          |
+| `image_url` `data:` URI         | base64 image (jpeg, png, gif, webp; any other type: 400); the type |
+|                                 | the bytes show wins over the declared one (the API checks it)      |
 | `image_url` https URL           | URL image (anthropic); the router's fetched copy as base64 (vertex)|
 | `image_url.detail`, msg `name`  | dropped: no equivalent, no effect on the answer's form             |
 | empty text parts, empty turns   | left out (the API refuses empty content; they say nothing)         |
@@ -410,10 +411,10 @@ def _image_block(image_url: Any, request: ApiRequest, inline_urls: bool, param: 
         raise invalid("image_url.url is required", param)
     if url.startswith("data:"):
         header, sep, data = url[5:].partition(",")
-        media_type, _, encoding = header.partition(";")
-        if not sep or encoding != "base64":
+        media_type, *attributes = header.split(";")
+        if not sep or "base64" not in (a.strip().lower() for a in attributes):
             raise invalid("an image data URI must be data:<media type>;base64,<data>", param)
-        return _base64_image(media_type.lower(), data, param)
+        return _base64_image(media_type.strip().lower(), data, param)
     inline = request.images.get(url)
     if inline is not None:  # fetched by the router (SSRF-guarded) for a variant that cannot take URLs
         return _base64_image(inline.media_type.lower(), inline.data_b64, param)
@@ -425,13 +426,29 @@ def _image_block(image_url: Any, request: ApiRequest, inline_urls: bool, param: 
 
 
 def _base64_image(media_type: str, data: str, param: str) -> JSON:
-    if media_type not in IMAGE_MEDIA_TYPES:
-        raise invalid(f"image type {media_type!r} is not supported (jpeg, png, gif, webp)", param)
     try:
-        base64.b64decode(data, validate=True)
+        image = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise invalid("image data is not valid base64", param) from exc
+    # Anthropic refuses an image whose bytes are not of the declared type, where OpenAI
+    # looks at the bytes: so do we (clients label every image jpeg, or write image/jpg).
+    media_type = sniff_image_type(image) or media_type
+    if media_type not in IMAGE_MEDIA_TYPES:
+        raise invalid(f"image type {media_type!r} is not supported (jpeg, png, gif, webp)", param)
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def sniff_image_type(image: bytes) -> str | None:
+    """The media type the first bytes say, for the four types the API takes."""
+    if image.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if image.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if image.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if image[:4] == b"RIFF" and image[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[JSON]:

@@ -38,21 +38,17 @@ from providers.simulators.common import (
 JSON = dict[str, Any]
 VERTEX_VERSION = "vertex-2023-10-16"
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF8", "image/gif"),
+               (b"RIFF", "image/webp"))  # fmt: skip
 TOP_LEVEL_FIELDS = frozenset({
     "model", "max_tokens", "messages", "system", "temperature", "top_p", "top_k", "stop_sequences", "stream",
     "tools", "tool_choice", "metadata", "thinking", "service_tier",
 })  # fmt: skip
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 ERROR_TYPE_BY_STATUS = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    529: "overloaded_error",
-}
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    413: "request_too_large", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error",
+}  # fmt: skip
 ERROR_MESSAGES = {429: "Number of request tokens has exceeded your per-minute rate limit", 529: "Overloaded"}
 
 
@@ -318,10 +314,14 @@ def _validate_image(source: Any, where: str) -> None:
             f"{where}.source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'"
         )
     try:
-        if not base64.b64decode(str(source.get("data", "")), validate=True):
+        image = base64.b64decode(str(source.get("data", "")), validate=True)
+        if not image:
             raise ValueError("empty")
     except (binascii.Error, ValueError) as exc:
         raise Rejected(f"{where}.source.data: invalid base64 data") from exc
+    shown = next((t for magic, t in IMAGE_MAGIC if image.startswith(magic)), source["media_type"])
+    if shown != source["media_type"]:  # the API looks at the bytes
+        raise Rejected(f"{where}.source.data: Image does not match the provided media type {source['media_type']}")
 
 
 # --- answering -------------------------------------------------------------------

@@ -341,13 +341,23 @@ def image_message(url: str) -> list[Any]:
                                          {"type": "image_url", "image_url": {"url": url, "detail": "low"}}]}]
 
 
-@pytest.mark.parametrize("media_type", ["image/png", "image/jpeg", "image/gif", "image/webp"])
-def test_data_uri_image_becomes_a_base64_block(gw: Gateway, media_type: str) -> None:
-    response, received = chat(gw, messages=image_message(f"data:{media_type};base64,{PNG}"), max_tokens=300)
+IMAGES = {"image/png": PNG, "image/jpeg": base64.b64encode(b"\xff\xd8\xff\xe0 a tiny jpeg").decode(),
+          "image/gif": base64.b64encode(b"GIF89a a tiny gif").decode(),
+          "image/webp": base64.b64encode(b"RIFF\x10\x00\x00\x00WEBPVP8 a tiny webp").decode()}
+
+
+@pytest.mark.parametrize(("declared", "media_type"), [
+    ("image/png", "image/png"), ("image/jpeg", "image/jpeg"), ("image/gif", "image/gif"),
+    ("image/webp", "image/webp"), ("image/jpg", "image/jpeg"),
+    ("image/jpeg", "image/png"),  # the guide's encoder labels any file jpeg; the API checks the bytes
+])
+def test_data_uri_image_becomes_a_base64_block(gw: Gateway, declared: str, media_type: str) -> None:
+    data = IMAGES[media_type]
+    response, received = chat(gw, messages=image_message(f"data:{declared};base64,{data}"), max_tokens=300)
     assert "What's in this image?" in response.choices[0].message.content
     assert assert_anthropic_call(received)["messages"] == [{"role": "user", "content": [
         {"type": "text", "text": "What's in this image?"},
-        {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": PNG}}]}]
+        {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}]}]
 
 
 def test_https_image_url_is_passed_as_a_url_source(gw: Gateway) -> None:
@@ -358,7 +368,8 @@ def test_https_image_url_is_passed_as_a_url_source(gw: Gateway) -> None:
     assert image == {"type": "image", "source": {"type": "url", "url": url}}
 
 
-@pytest.mark.parametrize("url", ["data:image/bmp;base64," + PNG, "https://127.0.0.1/cat.png",
+@pytest.mark.parametrize("url", ["data:image/bmp;base64," + base64.b64encode(b"BM a bmp").decode(),
+                                 "https://127.0.0.1/cat.png",
                                  "http://example.com/cat.png"])
 def test_unusable_images_are_refused_before_the_upstream(gw: Gateway, url: str) -> None:
     sim = gw.sim("anthropic")

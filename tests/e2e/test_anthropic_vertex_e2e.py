@@ -22,6 +22,7 @@ MODEL = "claude-3-5-sonnet-v2-US"
 UPSTREAM_MODEL = "claude-3-5-sonnet-v2@20241022"
 VERTEX_PATH = "/v1/projects/llm-project/locations/us-east5/publishers/anthropic/models/" + UPSTREAM_MODEL
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n a tiny png").decode()
+JPEG = base64.b64encode(b"\xff\xd8\xff\xe0 a tiny jpeg").decode()
 TOOLS: list[Any] = [{"type": "function", "function": {
     "name": "get_current_weather", "description": "Get the current weather",
     "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}]
@@ -130,7 +131,7 @@ class RecordingFetcher(ImageFetcher):
 
     async def fetch(self, url: str, param: str) -> InlineImage:
         self.fetched.append(url)
-        return InlineImage("image/jpeg", PNG)
+        return InlineImage("image/jpeg", JPEG)
 
 
 def test_https_image_url_is_fetched_and_inlined(gw: Gateway) -> None:
@@ -147,7 +148,7 @@ def test_https_image_url_is_fetched_and_inlined(gw: Gateway) -> None:
     assert fetcher.fetched == [url]
     assert "What's in this image?" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     image = assert_vertex_call(received, "streamRawPredict")["messages"][0]["content"][1]
-    assert image == {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": PNG}}
+    assert image == {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": JPEG}}
 
 
 def test_loopback_image_url_is_refused_before_any_call(gw: Gateway) -> None:

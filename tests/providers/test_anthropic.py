@@ -13,6 +13,10 @@ from providers.base import ApiRequest, InlineImage, Operation, UpstreamError
 from router.config import ProviderConfig, Secret
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n fake png").decode()
+JPEG = base64.b64encode(b"\xff\xd8\xff\xe0 fake jpeg").decode()
+GIF = base64.b64encode(b"GIF89a fake gif").decode()
+WEBP = base64.b64encode(b"RIFF\x10\x00\x00\x00WEBPVP8 fake webp").decode()
+BMP = base64.b64encode(b"BM fake bmp").decode()
 
 
 def api_request(body: dict[str, Any], **kwargs: Any) -> ApiRequest:
@@ -194,10 +198,10 @@ def test_vertex_uses_the_routers_fetched_image() -> None:
     url = "https://example.com/cat.webp"
     adapter = anthropic_adapter("anthropic-vertex", base_url="https://x", project="p", location="l")
     message = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}
-    request = api_request({"messages": [message]}, images={url: InlineImage("image/webp", PNG)})
+    request = api_request({"messages": [message]}, images={url: InlineImage("image/webp", WEBP)})
     body = orjson.loads(adapter.build_call(request, "claude").body)
     assert body["messages"][0]["content"] == [
-        {"type": "image", "source": {"type": "base64", "media_type": "image/webp", "data": PNG}}
+        {"type": "image", "source": {"type": "base64", "media_type": "image/webp", "data": WEBP}}
     ]
     with pytest.raises(UpstreamError) as caught:  # not fetched: never forwarded as a URL vertex cannot take
         adapter.build_call(api_request({"messages": [message]}), "claude")
@@ -206,7 +210,7 @@ def test_vertex_uses_the_routers_fetched_image() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["data:image/bmp;base64," + PNG, "data:image/png;base64,@@not base64@@", "data:image/png," + PNG, "http://x/a.png"],
+    ["data:image/bmp;base64," + BMP, "data:image/png;base64,@@not base64@@", "data:image/png," + PNG, "http://x/a.png"],
 )
 def test_bad_images_are_rejected(url: str) -> None:
     message = {
@@ -214,6 +218,25 @@ def test_bad_images_are_rejected(url: str) -> None:
         "content": [{"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": url}}],
     }
     assert rejected({"messages": [message]}).param == "messages[0].content[1]"
+
+
+@pytest.mark.parametrize(
+    ("declared", "data", "sent"),
+    [
+        ("image/jpeg", PNG, "image/png"),  # the guide labels every file jpeg: the bytes decide
+        ("image/jpg", JPEG, "image/jpeg"),
+        ("image/png", GIF, "image/gif"),
+        ("image/bmp", WEBP, "image/webp"),
+        ("image/webp", base64.b64encode(b"unknown bytes").decode(), "image/webp"),  # nothing shown: as declared
+    ],
+)
+def test_image_type_is_what_the_bytes_show(declared: str, data: str, sent: str) -> None:
+    for header in (f"{declared};base64", f"{declared};name=cat;base64"):
+        part = {"type": "image_url", "image_url": {"url": f"data:{header},{data}"}}
+        body = translate({"messages": [{"role": "user", "content": [part]}]})
+        assert body["messages"][0]["content"] == [
+            {"type": "image", "source": {"type": "base64", "media_type": sent, "data": data}}
+        ]
 
 
 def test_audio_part_is_rejected() -> None:

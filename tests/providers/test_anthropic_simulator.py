@@ -118,6 +118,12 @@ TOOL_USE = {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1
             ),
             "media_type",
         ),  # fmt: skip
+        (
+            messages_body(
+                user([{"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": PNG}}])
+            ),
+            "does not match the provided media type image/jpeg",
+        ),  # fmt: skip
         (messages_body(user([{"type": "tool_result", "tool_use_id": "toolu_9", "content": "x"}])), "tool_use_id"),
         (messages_body(user("hi"), TOOL_USE, user("no result")), "without `tool_result`"),
         (
