@@ -110,7 +110,7 @@ def guards_of(gw: Gateway) -> Guards:
     guards = _GUARDS.get(id(gw))
     if guards is None:
         state = gw.runtime.table.state
-        client = getattr(gw, "redis", None)  # set by the app when state.redis_url is configured
+        client = gw.redis  # the app connects it at startup when state.redis_url is configured
         guards = _GUARDS[id(gw)] = Guards(cooldown_store(client, state.key_prefix, state.socket_timeout), Gates())
         weakref.finalize(gw, _GUARDS.pop, id(gw), None)
     return guards

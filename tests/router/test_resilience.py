@@ -7,12 +7,14 @@ import asyncio
 import dataclasses
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import openai
 import pytest
+import redis.asyncio as aioredis
 
 from providers.simulators.common import Fault, SimulatorState
 from router import dispatch, metrics
@@ -317,3 +319,27 @@ async def test_backpressure_answers_503_beyond_the_queue_and_spares_other_provid
             other = {"model": "Llama-3.1-70B-Instruct", "messages": [{"role": "user", "content": "Hi"}]}
             status, _, elapsed = await _post(url, other)  # meanwhile, other providers answer as usual
             assert status == 200 and elapsed < 0.5
+
+
+def test_a_cooldown_set_by_one_gateway_is_honoured_by_another_sharing_redis() -> None:
+    prefix = f"llmr-test-{uuid.uuid4().hex[:8]}:"
+    table = resilience_table(state={"redis_url": "redis://127.0.0.1:6379/0", "key_prefix": prefix})
+    table["providers"]["azure"]["cooldown"] = {"failures": 2, "window": 30, "duration": 30}
+    try:
+        with Gateway(table) as first, Gateway(table) as second:
+            first.sim("openai").faults.extend(Fault(status=503, path=AZURE_PATH) for _ in range(10))
+            assert chat(first, "pair").headers["x-llm-router-provider"] == "openai"
+            assert hits(first.sim("openai"), AZURE_PATH) == 2  # failed twice: cooling down, in Redis
+            for _ in range(3):  # the second gateway's azure is healthy, but it keeps away from it
+                assert chat(second, "pair").headers["x-llm-router-provider"] == "openai"
+            assert hits(second.sim("openai"), AZURE_PATH) == 0
+    finally:
+        asyncio.run(_delete_keys(prefix))
+
+
+async def _delete_keys(prefix: str) -> None:
+    client = aioredis.Redis(host="127.0.0.1", port=6379)
+    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
