@@ -12,8 +12,10 @@ What becomes of each OpenAI chat parameter (rejections are 400
 | `model`                         | the target's upstream model (body on anthropic, URL on vertex)     |
 | `messages` system / developer   | top-level `system` text blocks, in order, wherever they were       |
 | `messages` user / assistant     | `messages`; consecutive same-role turns merged into one            |
-| `messages` tool                 | `tool_result` blocks in one user turn (a turn's results together)  |
-| assistant `tool_calls`          | `tool_use` blocks (arguments parsed; invalid JSON: 400)            |
+| `messages` tool                 | `tool_result` blocks in one user turn (a turn's results together); |
+|                                 | empty content left out                                             |
+| assistant `tool_calls`          | `tool_use` blocks (arguments parsed; invalid JSON: 400); ids with  |
+|                                 | other characters than `[A-Za-z0-9_-]` mapped to `_` in both places |
 | `image_url` `data:` URI         | base64 image (jpeg, png, gif, webp; any other type: 400); the type |
 |                                 | the bytes show wins over the declared one (the API checks it)      |
 | `image_url` https URL           | URL image (anthropic); the router's fetched copy as base64 (vertex)|
@@ -55,6 +57,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -76,6 +79,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_TOKENS = 4096
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+_TOOL_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 
 # Parameters with no Anthropic equivalent that change nothing when left out, and the
 # values under which that holds (None: any value).
@@ -467,8 +471,14 @@ def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[JSON]:
             raise invalid("tool call arguments are not valid JSON", f"{param}.function.arguments") from exc
         if not isinstance(parsed, dict):
             raise invalid("tool call arguments must be a JSON object", f"{param}.function.arguments")
-        blocks.append({"type": "tool_use", "id": call["id"], "name": function["name"], "input": parsed})
+        blocks.append({"type": "tool_use", "id": _tool_use_id(call["id"]), "name": function["name"], "input": parsed})
     return blocks
+
+
+def _tool_use_id(call_id: Any) -> str:
+    """The API takes ids of letters, digits, `_` and `-` only; ids minted elsewhere (say,
+    `functions.get_weather:0`) are mapped the same way in a call and in its result."""
+    return _TOOL_ID_CHARS.sub("_", str(call_id))
 
 
 def _tool_result_block(message: Mapping[str, Any], i: int) -> JSON:
@@ -476,4 +486,7 @@ def _tool_result_block(message: Mapping[str, Any], i: int) -> JSON:
     if not tool_call_id:
         raise invalid("a tool message needs tool_call_id", f"messages[{i}].tool_call_id")
     texts = _texts(message.get("content"), f"messages[{i}].content")
-    return {"type": "tool_result", "tool_use_id": tool_call_id, "content": "\n".join(texts)}
+    block: JSON = {"type": "tool_result", "tool_use_id": _tool_use_id(tool_call_id)}
+    if texts:  # an empty result is no content at all (the API refuses empty text)
+        block["content"] = "\n".join(texts)
+    return block

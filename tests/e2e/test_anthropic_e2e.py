@@ -333,6 +333,23 @@ def test_two_tool_results_go_in_one_user_turn(gw: Gateway) -> None:
         {"type": "tool_result", "tool_use_id": calls[1].id, "content": "1 degrees"}]}
 
 
+def test_history_from_another_model_is_accepted(gw: Gateway) -> None:
+    """Tool call ids minted elsewhere, an empty tool result, and no tools on the follow-up."""
+    call = {"id": "functions.get_current_weather:0", "type": "function",
+            "function": {"name": "get_current_weather", "arguments": '{"location": "Hamburg"}'}}
+    answer, received = chat(gw, messages=[
+        {"role": "user", "content": "Weather in Hamburg?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": ""},
+        {"role": "user", "content": "Nothing came back. Guess."}])
+    assert answer.choices[0].finish_reason == "stop" and answer.choices[0].message.tool_calls is None
+    body = assert_anthropic_call(received)
+    assert body["messages"][1]["content"][0]["id"] == "functions_get_current_weather_0"
+    assert body["messages"][2]["content"][0] == {"type": "tool_result",
+                                                 "tool_use_id": "functions_get_current_weather_0"}
+    assert body["tool_choice"] == {"type": "none"}
+
+
 # --- images ----------------------------------------------------------------------
 
 

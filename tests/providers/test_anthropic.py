@@ -392,6 +392,14 @@ def test_tool_choice(choice: Any, parallel: bool | None, expected: dict[str, Any
     assert translate(request)["tool_choice"] == expected
 
 
+def test_foreign_tool_call_ids_are_mapped_alike_and_empty_results_have_no_content() -> None:
+    call = {"id": "functions.now:0", "type": "function", "function": {"name": "now", "arguments": "{}"}}
+    body = translate({"messages": [USER, {"role": "assistant", "content": None, "tool_calls": [call]},
+                                   {"role": "tool", "tool_call_id": "functions.now:0", "content": ""}]})  # fmt: skip
+    assert body["messages"][1]["content"][0]["id"] == "functions_now_0"
+    assert body["messages"][2]["content"] == [{"type": "tool_result", "tool_use_id": "functions_now_0"}]
+
+
 def test_history_with_tool_calls_but_no_tools_declares_them_uncallable() -> None:
     call = {"id": "call_1", "type": "function", "function": {"name": "now", "arguments": "{}"}}
     history = [USER, {"role": "assistant", "content": None, "tool_calls": [call, {**call, "id": "call_2"}]},
