@@ -313,7 +313,7 @@ async def _first_chunk(response: aiohttp.ClientResponse, timeout: float) -> byte
     try:
         async with asyncio.timeout(timeout):
             chunk = await response.content.readany()
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         response.close()
         raise transport_error(exc) from None
     if not chunk:

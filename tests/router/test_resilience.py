@@ -258,13 +258,13 @@ def test_an_idle_stream_times_out_with_an_error_event(gw: Gateway) -> None:
 
 
 async def _usage_rows(gw: Gateway, model: str) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(gw.url("/admin/usage"), params={"from": today(), "to": today(), "model": model},
-                            headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as answer:
-            answer_body = await answer.json()
-            assert answer.status == 200, answer_body
-            rows: list[dict[str, Any]] = answer_body["data"]
-            return rows
+    params = {"from": today(), "to": today(), "model": model}
+    async with aiohttp.ClientSession() as http, \
+            http.get(gw.url("/admin/usage"), params=params, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as answer:
+        answer_body = await answer.json()
+        assert answer.status == 200, answer_body
+        rows: list[dict[str, Any]] = answer_body["data"]
+        return rows
 
 
 async def test_a_client_disconnect_cancels_the_upstream_and_is_metered(gw: Gateway) -> None:
@@ -272,16 +272,16 @@ async def test_a_client_disconnect_cancels_the_upstream_and_is_metered(gw: Gatew
     disconnects = sim.disconnects
     sim.faults.append(Fault(delay_between_chunks=0.05, endless=True, path=OPENAI_PATH))
     body = {"model": "solo", "stream": True, "messages": [{"role": "user", "content": "Tell me more"}]}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-        async with http.post(gw.url() + "/chat/completions", json=body,
-                             headers={"Authorization": f"Bearer {KEY_A}"}) as response:
-            assert response.status == 200
-            events = 0
-            async for line in response.content:
-                events += line.startswith(b"data: ")
-                if events == 5:
-                    break
-        # leaving the block with the body unread closes the connection
+    headers = {"Authorization": f"Bearer {KEY_A}"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http, \
+            http.post(gw.url() + "/chat/completions", json=body, headers=headers) as response:
+        assert response.status == 200
+        events = 0
+        async for line in response.content:
+            events += line.startswith(b"data: ")
+            if events == 5:
+                break
+    # leaving the block with the body unread closes the connection
     deadline = time.monotonic() + 3
     while sim.disconnects == disconnects and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
@@ -295,9 +295,9 @@ async def test_a_client_disconnect_cancels_the_upstream_and_is_metered(gw: Gatew
 
 async def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
     started = time.monotonic()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-        async with http.post(url, json=body, headers={"Authorization": f"Bearer {KEY_A}"}) as answer:
-            return answer.status, await answer.json(), time.monotonic() - started
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http, \
+            http.post(url, json=body, headers={"Authorization": f"Bearer {KEY_A}"}) as answer:
+        return answer.status, await answer.json(), time.monotonic() - started
 
 
 async def test_backpressure_answers_503_beyond_the_queue_and_spares_other_providers(gw: Gateway) -> None:
@@ -305,20 +305,20 @@ async def test_backpressure_answers_503_beyond_the_queue_and_spares_other_provid
     sim.faults.append(Fault(delay_between_chunks=0.1, endless=True, path=OPENAI_PATH))
     body = {"model": "narrow-model", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
     url = gw.url() + "/chat/completions"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-        async with http.post(url, json=body, headers={"Authorization": f"Bearer {KEY_A}"}) as holding:
-            assert holding.status == 200  # holds the provider's one slot
-            queued = asyncio.create_task(_post(url, body))  # waits in the queue of one ...
-            await asyncio.sleep(0.2)
-            status, refused, elapsed = await _post(url, body)  # ... so this one finds slot and queue full
-            assert (status, refused["error"]["code"]) == (503, "provider_overloaded")
-            assert elapsed < 0.5
-            status, refused, elapsed = await queued  # the queued one waited until its deadline (1 s)
-            assert (status, refused["error"]["code"]) == (503, "provider_overloaded")
-            assert 0.7 < elapsed < 1 + 1
-            other = {"model": "Llama-3.1-70B-Instruct", "messages": [{"role": "user", "content": "Hi"}]}
-            status, _, elapsed = await _post(url, other)  # meanwhile, other providers answer as usual
-            assert status == 200 and elapsed < 0.5
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http, \
+            http.post(url, json=body, headers={"Authorization": f"Bearer {KEY_A}"}) as holding:
+        assert holding.status == 200  # holds the provider's one slot
+        queued = asyncio.create_task(_post(url, body))  # waits in the queue of one ...
+        await asyncio.sleep(0.2)
+        status, refused, elapsed = await _post(url, body)  # ... so this one finds slot and queue full
+        assert (status, refused["error"]["code"]) == (503, "provider_overloaded")
+        assert elapsed < 0.5
+        status, refused, elapsed = await queued  # the queued one waited until its deadline (1 s)
+        assert (status, refused["error"]["code"]) == (503, "provider_overloaded")
+        assert 0.7 < elapsed < 1 + 1
+        other = {"model": "Llama-3.1-70B-Instruct", "messages": [{"role": "user", "content": "Hi"}]}
+        status, _, elapsed = await _post(url, other)  # meanwhile, other providers answer as usual
+        assert status == 200 and elapsed < 0.5
 
 
 def test_a_cooldown_set_by_one_gateway_is_honoured_by_another_sharing_redis() -> None:
