@@ -92,7 +92,7 @@ async def _handle(request: web.Request, *, vertex: bool) -> web.StreamResponse:
         if action in ("generateContent", "streamGenerateContent"):
             check_model(model, embedding=False)
             validate_generate(payload, vertex)
-            answer = _answer(payload, model)
+            answer = answer_for(payload, model)
             if action == "generateContent":
                 return web.json_response(answer.response())
             return await _stream(request, state, fault, answer)
@@ -162,7 +162,9 @@ def _texts(content: JSON) -> str:
     return " ".join(p["text"] for p in content.get("parts", []) if isinstance(p.get("text"), str))
 
 
-def _answer(payload: JSON, model: str) -> Answer:
+def answer_for(payload: JSON, model: str) -> Answer:
+    """The deterministic answer to a (validated) GenerateContentRequest; tests use it to
+    know what the simulator said."""
     contents: list[JSON] = payload["contents"]
     config = payload.get("generationConfig") or {}
     system = payload.get("systemInstruction") or {}
