@@ -18,7 +18,8 @@ def prefix() -> Iterator[str]:
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own (to stop and restart)."""
-    server = RedisServer(tmp_path)
+    """A redis-server of this test's own (to stop and restart), keeping its data across
+    restarts as a production Redis would (append-only file, fsync always)."""
+    server = RedisServer(tmp_path, None, "--appendonly", "yes", "--appendfsync", "always")
     with server:
         yield server

@@ -4,10 +4,14 @@ and concurrent clients."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -124,5 +128,50 @@ async def burst(urls: list[str], count: int, key: str = KEY_A, body: dict[str, A
 
 
 def environ_without_proxy() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    return env
+    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+
+def get_json(url: str, key: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only, never a proxy
+    try:
+        with opener.open(request, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def usage_rows(base: str, admin_key: str, **query: str) -> list[dict[str, Any]]:
+    params = urllib.parse.urlencode({"from": today(), "to": today(), **query})
+    status, body = get_json(f"{base}/admin/usage?{params}", admin_key)
+    assert status == 200, body
+    return list(body["data"])
+
+
+def usage_total(base: str, admin_key: str, **query: str) -> dict[str, int]:
+    totals = dict.fromkeys(("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors"), 0)
+    for row in usage_rows(base, admin_key, **query):
+        for name in totals:
+            totals[name] += row[name]
+    return totals
+
+
+def wait_for_usage(base: str, admin_key: str, requests: int, timeout: float = 10, **query: str) -> dict[str, int]:
+    """The usage API's totals once it counts `requests` (metering is written in the background;
+    after a Redis outage the API answers 503 until the gateway sees Redis again)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, _ = get_json(f"{base}/readyz", admin_key)
+        if status == 200:
+            totals = usage_total(base, admin_key, **query)
+            if totals["requests"] >= requests:
+                return totals
+        if time.monotonic() > deadline:
+            raise AssertionError(f"usage did not reach {requests} requests within {timeout}s")
+        time.sleep(0.05)
+
+
+def today() -> str:
+    from router.metering import today as utc_today
+
+    return utc_today()
