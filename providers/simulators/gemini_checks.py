@@ -240,6 +240,8 @@ def _validate_tool_config(config: Any, declared: set[str]) -> None:
     if config is None:
         return
     calling = (config or {}).get("functionCallingConfig") or {}
+    if calling and not declared:
+        raise invalid("Function calling config is set without function_declarations.")
     mode = calling.get("mode", "MODE_UNSPECIFIED")
     if mode not in ("MODE_UNSPECIFIED", "AUTO", "ANY", "NONE", "VALIDATED"):
         raise invalid("Invalid value at 'tool_config.function_calling_config.mode'")

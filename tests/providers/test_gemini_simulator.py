@@ -136,6 +136,10 @@ async def test_bad_function_name_and_tool_config(client: TestClient[Any, Any]) -
     assert "not declared" in await rejected(
         client, {"contents": [user(text("hi"))], "tools": tools, "toolConfig": config}
     )
+    config = {"functionCallingConfig": {"mode": "AUTO"}}
+    assert "without function_declarations" in await rejected(
+        client, {"contents": [user(text("hi"))], "toolConfig": config}
+    )
 
 
 async def test_bad_inline_data_is_rejected(client: TestClient[Any, Any]) -> None:
