@@ -33,6 +33,7 @@ class Launch:
     ready_path: str
     env: dict[str, str]
     startup_timeout: float = 60.0
+    need_ok: bool = False  # ready only once ready_path answers 2xx
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -127,8 +128,21 @@ def router_argv(config: Path, port: int, workers: int) -> list[str] | None:
     return None
 
 
+def redis_routes(config: Path, work: Path) -> Path:
+    """The bench's route table with limits on the key (never reached) for the Redis run:
+    every request then takes the limiter's and the meter's path through Redis."""
+    import yaml
+
+    table = yaml.safe_load(config.read_text())
+    for key in table["keys"]:
+        key["limits"] = {"rpm": 100_000_000, "tpm": 100_000_000_000}
+    derived = work / "routes.bench.redis.yaml"
+    derived.write_text(yaml.safe_dump(table, sort_keys=False))
+    return derived
+
+
 def launch(name: str, port: int, upstream_port: int, work: Path, workers: int = 1,
-           router_config: Path = BENCH / "routes.bench.yaml") -> Launch | str:
+           router_config: Path = BENCH / "routes.bench.yaml", redis_url: str | None = None) -> Launch | str:
     """How to start one gateway, or why it cannot be started."""
     upstream = f"http://127.0.0.1:{upstream_port}"
     if name == "floor":
@@ -139,6 +153,14 @@ def launch(name: str, port: int, upstream_port: int, work: Path, workers: int = 
         if argv_or_none is None:
             return "not available: neither .venv/bin/llm-router nor router/cli.py exists yet"
         return Launch(argv_or_none, "/healthz", clean_env(BENCH_UPSTREAM=upstream, PYTHONPATH=str(ROOT)))
+    if name == "llm-router-redis":
+        argv_or_none = router_argv(redis_routes(router_config, work), port, workers)
+        if argv_or_none is None:
+            return "not available: neither .venv/bin/llm-router nor router/cli.py exists yet"
+        if redis_url is None:
+            return "not available: no redis-server to start (apt-get install -y redis-server)"
+        env = clean_env(BENCH_UPSTREAM=upstream, BENCH_REDIS_URL=redis_url, PYTHONPATH=str(ROOT))
+        return Launch(argv_or_none, "/readyz", env, need_ok=True)
     if name == "litellm":
         config = work / "litellm_config.yaml"
         config.write_text((BENCH / "litellm_config.yaml").read_text().replace("127.0.0.1:18001", f"127.0.0.1:{upstream_port}"))
@@ -157,7 +179,7 @@ def start_gateway(name: str, spec: Launch, port: int, work: Path, cores: str = G
                   ) -> procs.Proc | str:
     """Start and wait until it answers; on failure stop it and say why."""
     proc = procs.start(name, spec.argv, cores, work / f"{name}.log", env=spec.env, cwd=ROOT)
-    if procs.wait_http(f"http://127.0.0.1:{port}{spec.ready_path}", proc, spec.startup_timeout):
+    if procs.wait_http(f"http://127.0.0.1:{port}{spec.ready_path}", proc, spec.startup_timeout, spec.need_ok):
         return proc
     procs.stop(proc)
     return f"did not start within {spec.startup_timeout:.0f} s (exit {proc.popen.returncode}): {proc.log_tail(600)}"

@@ -4,6 +4,7 @@ memory read from /proc around the load generator's run."""
 from __future__ import annotations
 
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -22,6 +23,8 @@ LOAD_CORES = "1"
 # The load side (fake upstream, wrk, stream client) runs at a higher priority than the
 # gateway, so that a gateway worker sharing its core never starves it (workers test).
 LOAD_NICENESS = -5
+MIN_REQUESTS_PER_CONNECTION = 10
+QUIET_CORES = 0.15  # the machine counts as quiet below this many busy cores
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class Settings:
     work: Path  # bench/.work
     python: str  # the interpreter that runs the stream load generator
     upstream_pid: int = 0  # to tell the load side's CPU from the rest of the machine's
+    max_duration: int = 12  # the longest a wrk run may be stretched to (slow gateways)
+    wait_quiet: float = 0.0  # seconds to wait, before each measurement, for others' jobs to end
+    redis_port: int = 0  # a Redis server whose commands per request are counted, when set
     load_cores: str = LOAD_CORES
 
 
@@ -76,7 +82,10 @@ def stream_command(ep: Endpoint, s: Scenario, seconds: int, cfg: Settings, body_
 
 def _run(command: list[str], env_body: Path, timeout: float) -> dict[str, Any]:
     env = {"BENCH_BODY_FILE": str(env_body), "PATH": "/usr/local/bin:/usr/bin:/bin"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:  # subprocess.run has killed it
+        raise RuntimeError(f"load generator still running after {timeout:.0f} s (machine overloaded?)") from exc
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:8])} exited {done.returncode}: {done.stderr[-1500:]}")
     return _result_line(done.stdout)
@@ -91,30 +100,45 @@ def _normalise_wrk(raw: dict[str, Any], elapsed: float) -> dict[str, Any]:
             "p90_ms": raw["p90_us"] / 1000, "p99_ms": raw["p99_us"] / 1000, "raw": raw}
 
 
-def measure(ep: Endpoint, s: Scenario, gateway: procs.Proc | None, cfg: Settings, label: str) -> dict[str, Any]:
-    """Warm up, then run the load generator once with the gateway's CPU time read
-    right before and right after it; for streams the load generator finishes the
-    streams it started, for wrk the requests cut at the end balance those left
-    running by the warm-up (steady state)."""
+def measure(ep: Endpoint, s: Scenario, gateway: procs.Proc | None, cfg: Settings, label: str,
+            count_redis: bool = False) -> dict[str, Any]:
+    """Warm up, let the gateway finish what the warm-up left, then run the load
+    generator once with the gateway's CPU time read right before and right after it.
+    The stream client finishes every stream it started, so its count is exact; wrk
+    stops with one request in flight per connection, on average half served, so its
+    CPU time is shared by the requests it counted plus concurrency/2."""
     body_file = cfg.work / f"body-{label}.json"
     body_file.write_text(json.dumps(ep.body))
     build = (lambda secs: stream_command(ep, s, secs, cfg, body_file)) if s.streamed else (
         lambda secs: wrk_command(ep, s, secs, cfg))
+    duration = cfg.duration
+    wait_quiet(cfg)
     if cfg.warmup > 0:
-        _run(build(cfg.warmup), body_file, timeout=cfg.warmup + 60)
+        warm = _run(build(cfg.warmup), body_file, timeout=cfg.warmup + 60)
+        if warm["requests"] < 2 * s.concurrency:  # a slow gateway: not in steady state yet
+            warm = _run(build(max(3, cfg.warmup)), body_file, timeout=max(3, cfg.warmup) + 60)
+            warm_seconds = max(3, cfg.warmup)
+        else:
+            warm_seconds = cfg.warmup
+        if not s.streamed:
+            duration = wrk_seconds(cfg, s.concurrency, warm["requests"] / warm_seconds)
+    if gateway:
+        procs.wait_idle(gateway.pid)
     other_before = _load_side_seconds(cfg)
     busy_before = procs.system_busy_seconds()
+    redis_before = procs.redis_commands(cfg.redis_port) if count_redis else 0
     cpu_before = procs.cpu_seconds(gateway.pid) if gateway else 0.0
     per_process_before = procs.per_process_cpu(gateway.pid) if gateway else {}
     started = time.monotonic()
-    raw = _run(build(cfg.duration), body_file, timeout=cfg.duration + 90)
+    raw = _run(build(duration), body_file, timeout=duration + 90)
     elapsed = time.monotonic() - started
     cpu_after = procs.cpu_seconds(gateway.pid) if gateway else 0.0
     per_process_after = procs.per_process_cpu(gateway.pid) if gateway else {}
     busy = procs.system_busy_seconds() - busy_before
+    redis_after = procs.redis_commands(cfg.redis_port) if count_redis else 0
     load_side = _load_side_seconds(cfg) - other_before
     result = raw if s.streamed else _normalise_wrk(raw, elapsed)
-    result["command"] = " ".join(_quote(a) for a in build(cfg.duration))
+    result["command"] = " ".join(_quote(a) for a in build(duration))
     # whatever else ran on the machine meanwhile (other users' jobs): a noisy neighbour shows here
     result["load_side_cores"] = load_side / elapsed
     result["other_cores"] = max(0.0, busy - load_side - (cpu_after - cpu_before)) / elapsed
@@ -122,12 +146,34 @@ def measure(ep: Endpoint, s: Scenario, gateway: procs.Proc | None, cfg: Settings
         cpu = cpu_after - cpu_before
         result["cpu_s"] = cpu
         result["cores_used"] = cpu / elapsed
-        result["cpu_ms_per_req"] = 1000 * cpu / result["requests"] if result["requests"] else None
+        served = result["requests"] + (0 if s.streamed else s.concurrency / 2)
+        result["cpu_ms_per_req"] = 1000 * cpu / served if result["requests"] else None
         result["cpu_by_process_s"] = {pid: round(t - per_process_before.get(pid, 0.0), 3)
                                       for pid, t in per_process_after.items()}
+        if count_redis and result["requests"]:
+            result["redis_commands_per_req"] = (redis_after - redis_before) / served
         procs.wait_idle(gateway.pid)
         result["rss_after_mb"] = procs.rss_mb(gateway.pid)
     return result
+
+
+def wrk_seconds(cfg: Settings, concurrency: int, warm_rps: float) -> int:
+    """Long enough for MIN_REQUESTS_PER_CONNECTION requests per connection, within
+    [duration, max_duration]: with wrk, the requests cut at the end of the run are
+    an error of about concurrency/2 requests on the CPU per request, which must stay
+    small against the requests counted (it matters for the slow gateways)."""
+    wanted = MIN_REQUESTS_PER_CONNECTION * concurrency / max(warm_rps, 1e-3)
+    return int(min(cfg.max_duration, max(cfg.duration, math.ceil(wanted))))
+
+
+def wait_quiet(cfg: Settings) -> None:
+    """Up to cfg.wait_quiet seconds for the rest of the machine to go (nearly) idle."""
+    deadline = time.monotonic() + cfg.wait_quiet
+    while time.monotonic() < deadline:
+        before = procs.system_busy_seconds()
+        time.sleep(0.5)
+        if (procs.system_busy_seconds() - before) / 0.5 < QUIET_CORES:
+            return
 
 
 def _load_side_seconds(cfg: Settings) -> float:

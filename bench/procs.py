@@ -88,8 +88,9 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def wait_http(url: str, proc: Proc, timeout: float) -> bool:
-    """Poll url until it answers at all (any HTTP status), the process dies or time runs out."""
+def wait_http(url: str, proc: Proc, timeout: float, need_ok: bool = False) -> bool:
+    """Poll url until it answers (any HTTP status, or 2xx with need_ok), the process dies
+    or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not proc.alive():
@@ -98,10 +99,36 @@ def wait_http(url: str, proc: Proc, timeout: float) -> bool:
             with urllib.request.urlopen(url, timeout=1.0):
                 return True
         except urllib.error.HTTPError:
-            return True
+            if not need_ok:
+                return True
+            time.sleep(0.1)
         except (urllib.error.URLError, OSError):
             time.sleep(0.1)
     return False
+
+
+def redis_commands(port: int) -> int:
+    """Commands a Redis server has run so far (INFO commandstats, summed over commands)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"INFO commandstats\r\n")
+        data = b""
+        while not data.startswith(b"$") or b"\r\n" not in data or len(data) < _bulk_end(data):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    total = 0
+    for line in data.decode(errors="replace").splitlines():
+        if line.startswith("cmdstat_") and not line.startswith("cmdstat_info:"):
+            total += int(line.split("calls=")[1].split(",")[0])
+    return total
+
+
+def _bulk_end(data: bytes) -> int:
+    head, _, _ = data.partition(b"\r\n")
+    return len(head) + 2 + int(head[1:]) + 2
 
 
 # --- /proc accounting -----------------------------------------------------------------

@@ -13,8 +13,10 @@ bench/.work/results.json, bench/RESULTS.md and bench/latency.png.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
+import shutil
 import signal
 import sys
 import time
@@ -28,7 +30,7 @@ import report
 from scenarios import SCENARIOS, Scenario, Target, targets
 
 BENCH = Path(__file__).resolve().parent
-ALL_TARGETS = ("direct", "floor", "llm-router", "litellm", "portkey")
+ALL_TARGETS = ("direct", "floor", "llm-router", "llm-router-redis", "litellm", "portkey")
 
 
 def machine() -> dict[str, str]:
@@ -65,7 +67,8 @@ def run_target(target: Target, scenarios: list[Scenario], args: argparse.Namespa
     gateway: procs.Proc | None = None
     try:
         if target.is_gateway:
-            spec = gateways.launch(target.name, target.port, ports["upstream"], cfg.work)
+            redis_url = f"redis://127.0.0.1:{cfg.redis_port}/0" if cfg.redis_port else None
+            spec = gateways.launch(target.name, target.port, ports["upstream"], cfg.work, redis_url=redis_url)
             started = spec if isinstance(spec, str) else gateways.start_gateway(target.name, spec, target.port, cfg.work)
             if isinstance(started, str):
                 entry["unavailable"] = started
@@ -86,7 +89,7 @@ def run_target(target: Target, scenarios: list[Scenario], args: argparse.Namespa
                 print(f"  {label}: FAILED preflight: {error[:200]}", flush=True)
                 continue
             try:
-                result = measure.measure(ep, s, gateway, cfg, label)
+                result = measure.measure(ep, s, gateway, cfg, label, count_redis=target.name.endswith("-redis"))
             except (RuntimeError, OSError) as exc:
                 entry["scenarios"][s.name] = {"failed": str(exc)[:500]}
                 print(f"  {label}: FAILED: {str(exc)[:300]}", flush=True)
@@ -175,10 +178,32 @@ def soak_test(args: argparse.Namespace, cfg: measure.Settings, ports: dict[str, 
         procs.stop(started)
 
 
+def start_redis(port: int, work: Path) -> procs.Proc | None:
+    """A Redis of the bench's own (no persistence) for llm-router-redis, on the load side's core."""
+    if not shutil.which("redis-server"):
+        return None
+    proc = procs.start("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no"], measure.LOAD_CORES, work / "redis.log",
+                       niceness=measure.LOAD_NICENESS)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            procs.redis_commands(port)
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    procs.stop(proc)
+    return None
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=int, default=3, help="measured seconds per scenario and target")
     p.add_argument("--warmup", type=int, default=1, help="seconds of load before each measurement")
+    p.add_argument("--max-duration", type=int, default=12,
+                   help="a wrk run is stretched up to this (seconds) to count 10 requests per connection")
+    p.add_argument("--wait-quiet", type=float, default=0.0,
+                   help="before each measurement, wait up to this many seconds for other jobs to leave the machine")
     p.add_argument("--soak", type=int, default=60, help="seconds of the memory soak (issue 9: 600); 0 skips it")
     p.add_argument("--soak-target", default="llm-router", choices=("floor", "llm-router", "litellm", "portkey"))
     p.add_argument("--targets", default=",".join(ALL_TARGETS), help="comma-separated subset of " + ",".join(ALL_TARGETS))
@@ -204,7 +229,8 @@ def main() -> None:
         sys.exit(f"bench: unknown targets {sorted(unknown)}")
     scenarios = [s for s in SCENARIOS if s.name in args.scenarios.split(",")]
     b = args.base_port
-    ports = {"upstream": b + 1, "floor": b + 10, "llm-router": b + 20, "litellm": b + 30, "portkey": b + 40}
+    ports = {"upstream": b + 1, "floor": b + 10, "llm-router": b + 20, "litellm": b + 30, "portkey": b + 40,
+             "redis": b + 50}
     out: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "machine": machine(),
                            "argv": sys.argv, "settings": vars(args), "targets": {}}
     print("bench: installing what is missing (bench/.work) ...", flush=True)
@@ -216,7 +242,10 @@ def main() -> None:
                            measure.LOAD_CORES, work / "upstream.log", env=gateways.clean_env(),
                            niceness=measure.LOAD_NICENESS)
     cfg = measure.Settings(duration=args.duration, warmup=args.warmup, work=work, python=sys.executable,
-                           upstream_pid=upstream.pid)
+                           upstream_pid=upstream.pid, max_duration=args.max_duration, wait_quiet=args.wait_quiet)
+    redis = start_redis(ports["redis"], work) if "llm-router-redis" in wanted else None
+    if redis:
+        cfg = dataclasses.replace(cfg, redis_port=ports["redis"])
     try:
         if not procs.wait_http(f"http://127.0.0.1:{ports['upstream']}/health", upstream, 15):
             sys.exit(f"bench: the fake upstream did not start: {upstream.log_tail()}")
@@ -240,6 +269,8 @@ def main() -> None:
         raise
     finally:
         procs.stop(upstream)
+        if redis:
+            procs.stop(redis)
     out["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     (work / "results.json").write_text(json.dumps(out, indent=2, default=str))
     report.write(out, Path(args.results), work)

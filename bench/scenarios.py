@@ -76,9 +76,10 @@ class Target:
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     client_key: str = CLIENT_KEY
     embed_model: str = "bench-embed"
+    only: tuple[str, ...] = ()  # when set, the scenarios this target is measured on
 
     def endpoint(self, s: Scenario) -> Endpoint | None:
-        if s.protocol not in self.models:
+        if s.protocol not in self.models or (self.only and s.name not in self.only):
             return None
         path = "/v1/embeddings" if s.kind == "embeddings" else "/v1/chat/completions"
         headers = {"Authorization": f"Bearer {self.client_key}", **self.headers.get(s.protocol, {})}
@@ -130,6 +131,9 @@ def targets(ports: dict[str, int]) -> dict[str, Target]:
         "direct": DirectTarget("direct", up, is_gateway=False, models=dict(GATEWAY_MODELS)),
         "floor": Target("floor", ports["floor"], models={"openai": "fake-chat"}),
         "llm-router": Target("llm-router", ports["llm-router"], models=dict(GATEWAY_MODELS)),
+        # the same gateway with Redis limits and metering on (non-streamed chat only)
+        "llm-router-redis": Target("llm-router-redis", ports["llm-router"], models=dict(GATEWAY_MODELS),
+                                   only=("chat-c1", "chat-c64")),
         "litellm": Target("litellm", ports["litellm"], models=dict(GATEWAY_MODELS)),
         "portkey": Target("portkey", ports["portkey"], models=dict(PORTKEY_MODELS), headers=portkey_headers(up),
                           client_key=UPSTREAM_KEY, embed_model="fake-embed"),
