@@ -139,8 +139,9 @@ class RedisCooldownStore:
     of a Redis Cluster. TTLs are Redis's own clock: replicas' clocks do not matter."""
 
     def __init__(self, client: RedisClient, key_prefix: str, timeout: float,
-                 fallback: LocalCooldownStore | None = None) -> None:
+                 available: Callable[[], bool] = lambda: True, fallback: LocalCooldownStore | None = None) -> None:
         self._redis = client
+        self._available = available  # the state backend's own breaker: False while Redis is known down
         self._prefix = f"{key_prefix}{{cooldown}}:"
         self._timeout = timeout
         self._fallback = fallback or LocalCooldownStore()
@@ -173,7 +174,7 @@ class RedisCooldownStore:
 
     async def _call(self, command: Awaitable[Any]) -> Any:
         """The command's result, or None when Redis failed or is being skipped."""
-        if time.monotonic() < self._skip_until:
+        if time.monotonic() < self._skip_until or not self._available():
             _close(command)
             return None
         try:
@@ -196,11 +197,12 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def cooldown_store(client: RedisClient | None, key_prefix: str, timeout: float) -> CooldownStore:
+def cooldown_store(client: RedisClient | None, key_prefix: str, timeout: float,
+                   available: Callable[[], bool] = lambda: True) -> CooldownStore:
     """Shared in Redis where a client is given, in-process otherwise."""
     if client is None:
         return LocalCooldownStore()
-    return RedisCooldownStore(client, key_prefix, timeout)
+    return RedisCooldownStore(client, key_prefix, timeout, available)
 
 
 class Guards:

@@ -111,7 +111,14 @@ def guards_of(gw: Gateway) -> Guards:
     if guards is None:
         state = gw.runtime.table.state
         client = gw.redis  # the app connects it at startup when state.redis_url is configured
-        guards = _GUARDS[id(gw)] = Guards(cooldown_store(client, state.key_prefix, state.socket_timeout), Gates())
+        gateway = weakref.ref(gw)  # no strong reference from here: the entry goes with the gateway
+
+        def redis_ready() -> bool:
+            current = gateway()
+            return current is not None and current.redis_ready
+
+        store = cooldown_store(client, state.key_prefix, state.socket_timeout, redis_ready)
+        guards = _GUARDS[id(gw)] = Guards(store, Gates())
         weakref.finalize(gw, _GUARDS.pop, id(gw), None)
     return guards
 

@@ -178,3 +178,14 @@ def test_gates_follow_the_table_limits() -> None:
     first = gates.for_provider("p", 4, 8)
     assert gates.for_provider("p", 4, 8) is first
     assert gates.for_provider("p", 5, 8) is not first
+
+
+async def test_redis_store_skips_redis_while_the_state_backend_says_it_is_down(
+        redis_client: tuple[aioredis.Redis, str]) -> None:
+    client, prefix = redis_client
+    up = False
+    store = RedisCooldownStore(client, prefix, 0.5, available=lambda: up)
+    assert await store.failed("p:m", Cooldown(failures=1, window=10.0, duration=5.0))  # in-process only
+    assert [k async for k in client.scan_iter(match=f"{prefix}*")] == []
+    up = True
+    assert await store.check("p:m", 1.0) is TargetState.AVAILABLE  # Redis knows of no cooldown

@@ -343,3 +343,28 @@ async def _delete_keys(prefix: str) -> None:
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+def test_a_timeout_on_every_attempt_answers_504_in_openais_shape(gw: Gateway) -> None:
+    gw.sim("openai").faults.extend(Fault(delay_first_byte=1.0, path=OPENAI_PATH) for _ in range(2))
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as caught:
+        chat(gw, "solo")
+    assert time.monotonic() - started < 0.4 * 2 + 1  # two first-byte timeouts and one backoff
+    assert caught.value.status_code == 504
+    error = caught.value.response.json()["error"]
+    assert (error["type"], error["code"]) == ("timeout", "upstream_timeout")
+
+
+def test_when_every_target_is_cooling_down_each_request_still_tries_once(gw: Gateway) -> None:
+    sim = gw.sim("openai")
+    sim.faults.extend(Fault(status=503, path=OPENAI_PATH) for _ in range(3))
+    with pytest.raises(openai.InternalServerError):
+        chat(gw, "solo")  # two failures: solo's only target is cooling down (for 30 s)
+    before = hits(sim, OPENAI_PATH)
+    with pytest.raises(openai.InternalServerError):
+        chat(gw, "solo")
+    assert hits(sim, OPENAI_PATH) - before == 1  # one attempt, no retries, rather than no answer at all
+    raw = chat(gw, "solo")  # the provider is back: that one attempt serves and closes the circuit
+    assert raw.http_response.status_code == 200
+    assert metrics.COOLING_DOWN.labels("openai", "solo")._value.get() == 0
