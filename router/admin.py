@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,8 @@ def reload_all_workers() -> None:
 
 
 # `demo` rewrites each loaded table so its providers point at the simulators.
-TABLE_TRANSFORM = web.AppKey("table_transform", Any)
+TableTransform = Callable[[RouteTable], RouteTable]
+TABLE_TRANSFORM: web.AppKey[TableTransform] = web.AppKey("table_transform")
 
 
 async def reload_handler(request: web.Request) -> web.Response:

@@ -76,7 +76,7 @@ class _ServedVersionsOnly(Collector):
         self._inner = inner
 
     def collect(self) -> Iterable[Metric]:
-        for family in self._inner.collect():
+        for family in self._inner.collect():  # type: ignore[no-untyped-call]
             if family.name == "llm_router_config_info":
                 family.samples = [s for s in family.samples if s.value != 0]
             yield family
@@ -86,7 +86,8 @@ def _exposed_registry() -> CollectorRegistry:
     if MULTIPROCESS_DIR is None:
         return _DEFINED
     registry = CollectorRegistry()
-    registry.register(_ServedVersionsOnly(MultiProcessCollector(None, path=MULTIPROCESS_DIR)))
+    collector = MultiProcessCollector(None, path=MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
+    registry.register(_ServedVersionsOnly(collector))
     return registry
 
 

@@ -13,6 +13,7 @@ directory, marks each worker dead there when it exits, and removes it at the end
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -21,7 +22,7 @@ import shutil
 import signal
 import socket
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -33,7 +34,7 @@ log = logging.getLogger("llm_router")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     try:
         import uvloop
 
@@ -60,7 +61,7 @@ async def serve_app(app: web.Application, host: str, port: int, grace: float, re
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, _reload_on_signal, app)
-    sockets = list(site._server.sockets) if site._server else []  # type: ignore[union-attr]
+    sockets = list(site._server.sockets) if site._server else []  # type: ignore[attr-defined]
     if on_started:
         on_started(sockets)
     try:
@@ -75,10 +76,8 @@ async def serve_app(app: web.Application, host: str, port: int, grace: float, re
 
 
 def _reload_on_signal(app: web.Application) -> None:
-    try:
+    with contextlib.suppress(ConfigError):  # logged and counted by reload_table; the running table stays
         reload_table(app, trigger="signal")
-    except ConfigError:
-        pass  # logged and counted by reload_table; the running table stays
 
 
 def bound_port(sockets: list[socket.socket]) -> int:
@@ -119,10 +118,10 @@ def _wait_for(procs: list[Any], metrics_dir: str) -> int:
     status = 0
     while running:
         for sentinel in multiprocessing.connection.wait(list(running)):
-            proc = running.pop(sentinel)  # type: ignore[call-overload]
+            proc = running.pop(sentinel)
             proc.join()
             # Its live gauges (in-flight, flags, version) leave the sums; its counters stay.
-            mark_process_dead(proc.pid, metrics_dir)
+            mark_process_dead(proc.pid, metrics_dir)  # type: ignore[no-untyped-call]
             if proc.exitcode:
                 status = status or proc.exitcode
                 log.error("worker exited", extra={"fields": {"pid": proc.pid, "exit_code": proc.exitcode}})

@@ -13,6 +13,7 @@ Each worker process watches on its own, so `--workers N` needs no coordination.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -66,10 +67,8 @@ class FileWatcher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _poll(self) -> None:
@@ -91,7 +90,7 @@ def table_watcher(interval: float = POLL_SECONDS) -> Callable[[web.Application],
 
     async def watching(app: web.Application) -> AsyncIterator[None]:
         path = app[CONFIG_PATH]
-        watcher = FileWatcher(path, lambda: _reload_changed(app), interval)
+        watcher = FileWatcher(path, lambda: reload_after_change(app), interval)
         await watcher.start()
         log.info("watching the route table file", extra={"fields": {"file": str(path), "interval_s": interval}})
         try:
@@ -102,8 +101,6 @@ def table_watcher(interval: float = POLL_SECONDS) -> Callable[[web.Application],
     return watching
 
 
-def _reload_changed(app: web.Application) -> None:
-    try:
+def reload_after_change(app: web.Application) -> None:
+    with contextlib.suppress(ConfigError):  # logged and counted by reload_table; the running table stays
         reload_table(app, trigger="file")
-    except ConfigError:
-        pass  # logged and counted by reload_table; the running table stays

@@ -13,15 +13,16 @@ from typing import Any
 import openai
 import orjson
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from providers.simulators.common import Fault
-from tests.harness import KEY_A, Gateway, table_dict
+from tests.harness import Gateway, table_dict
 from tests.ops.support import Simulators, delta, free_port, http, scrape, serve_process, value, write_table
 
 KEY_LIMITED = "sk-team-limited-test"
 KEYS = [*table_dict()["keys"], {"name": "team-limited", "key": KEY_LIMITED, "models": ["*"], "limits": {"rpm": 1}}]
 MODEL = "gpt-4o-mini"
-HELLO = [{"role": "user", "content": "Say hello"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
 
 
 @pytest.fixture(scope="module")

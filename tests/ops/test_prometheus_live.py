@@ -19,14 +19,22 @@ import openai
 import orjson
 import pytest
 import yaml
+from openai.types.chat import ChatCompletionMessageParam
 
 from providers.simulators.common import Fault
 from tests.harness import ADMIN_KEY, Gateway, table_dict
 from tests.ops.support import free_port, http
-from tests.ops.test_deploy_files import ALERTS, alert_rules, dashboard, dashboard_queries, grafana_to_promql, run_promtool
+from tests.ops.test_deploy_files import (
+    ALERTS,
+    alert_rules,
+    dashboard,
+    dashboard_queries,
+    grafana_to_promql,
+    run_promtool,
+)
 
 KEY_LIMITED = "sk-team-limited-prom"
-HELLO = [{"role": "user", "content": "Say hello"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
 RATE_INTERVAL = "10s"  # Grafana's $__rate_interval for a 1 s scrape interval
 
 
@@ -63,10 +71,10 @@ def prometheus(gw: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                                   "static_configs": [{"targets": [f"127.0.0.1:{gw.port}"]}]}]}
     (root / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
     port = free_port()
-    log = open(root / "prometheus.log", "wb")
-    process = subprocess.Popen([prometheus_binary(), f"--config.file={root / 'prometheus.yml'}",
-                                f"--storage.tsdb.path={root / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                               stdout=log, stderr=subprocess.STDOUT)
+    with open(root / "prometheus.log", "wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen([prometheus_binary(), f"--config.file={root / 'prometheus.yml'}",
+                                    f"--storage.tsdb.path={root / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                                   stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _until(lambda: _ready(url), 15, lambda: f"prometheus did not start:\n{(root / 'prometheus.log').read_text()}")
@@ -78,7 +86,6 @@ def prometheus(gw: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
-        log.close()
 
 
 def _ready(url: str) -> bool:
@@ -99,7 +106,8 @@ def query(url: str, expr: str) -> dict[str, Any]:
     status, _, body = http("GET", f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}), timeout=5)
     answer: dict[str, Any] = orjson.loads(body)
     assert status == 200 and answer["status"] == "success", f"{expr}: {answer}"
-    return answer["data"]
+    data: dict[str, Any] = answer["data"]
+    return data
 
 
 def _traffic(gw: Gateway) -> None:

@@ -15,12 +15,13 @@ import openai
 import orjson
 import pytest
 import yaml
+from openai.types.chat import ChatCompletionMessageParam
 
 from router.api import GATEWAY
 from tests.harness import ADMIN_KEY, KEY_A, Gateway, table_dict
 from tests.ops.support import delta, http, scrape
 
-HELLO = [{"role": "user", "content": "Say hello"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
 
 
 def _write(path: Path, table: dict[str, Any]) -> None:
