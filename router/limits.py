@@ -153,14 +153,14 @@ class LocalLimiter:
                     # the refusing bucket's headers: the client sees what ran out
                     best[kind] = (int(capacity), max(0.0, bucket.level), (capacity - bucket.level) / rate)
                     return Verdict(False, retry_after=wait, refused_by=f"{scope.name}/{kind}",
-                                   **_header_fields(best))
+                                   **_header_fields(best))  # type: ignore[arg-type]
                 remaining = bucket.level - cost
                 reset = (capacity - remaining) / rate
                 if kind not in best or remaining < best[kind][1]:
                     best[kind] = (int(capacity), remaining, reset)
             if scope.limits.concurrency and self._inflight.get(scope.name, 0) >= scope.limits.concurrency:
                 return Verdict(False, retry_after=1.0, refused_by=f"{scope.name}/concurrency")
-        return Verdict(True, **_header_fields(best))
+        return Verdict(True, **_header_fields(best))  # type: ignore[arg-type]
 
     def take(self, scopes: list[Scope], tokens: int) -> None:
         for scope in scopes:

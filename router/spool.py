@@ -12,6 +12,7 @@ sending one twice counts it once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import logging
@@ -72,10 +73,8 @@ class Spool:
         """Take the current spool file (if any) and return every claimed file waiting for replay."""
         if self.path.exists():
             target = self.path.with_name(f"{self.path.name}{CLAIMED}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-            try:
+            with contextlib.suppress(FileNotFoundError):  # another process claimed it first
                 os.rename(self.path, target)
-            except FileNotFoundError:
-                pass  # another process claimed it first
         return self._claimed()
 
     @contextmanager

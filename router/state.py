@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from importlib import resources
 from typing import Any
 
@@ -83,7 +83,7 @@ class RedisState:
         self.up = False
         self._on_change = on_change
         self._strikes = 0  # failures in a row
-        self._listeners: list[Callable[[], Awaitable[None]]] = []
+        self._listeners: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._probe_task: asyncio.Task[None] | None = None
         self._listener_tasks: set[asyncio.Task[None]] = set()
 
@@ -91,7 +91,7 @@ class RedisState:
         """False while the breaker is open: callers then skip Redis without waiting."""
         return self.up
 
-    def on_recovery(self, listener: Callable[[], Awaitable[None]]) -> None:
+    def on_recovery(self, listener: Callable[[], Coroutine[Any, Any, None]]) -> None:
         self._listeners.append(listener)
 
     def failed(self, exc: BaseException) -> None:

@@ -14,7 +14,7 @@ from redis.cluster import RedisCluster
 from router.api import GATEWAY
 from router.redis_limits import limit_key
 from tests.harness import ADMIN_KEY, Gateway
-from tests.state.helpers import RedisServer, free_cluster_port, chat_body, state_table, wait_for_usage, wait_until
+from tests.state.helpers import RedisServer, chat_body, free_cluster_port, state_table, wait_for_usage, wait_until
 
 
 @pytest.fixture

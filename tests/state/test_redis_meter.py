@@ -18,8 +18,7 @@ from router.metering import UsageRecord, today
 from router.redis_meter import RedisMeter
 from router.tokens import estimate_prompt_tokens
 from tests.harness import ADMIN_KEY, KEY_A, Gateway
-from tests.state.helpers import (SHARED_REDIS, RedisServer, chat_body, get_json, state_table, usage_total,
-                                 wait_for_usage)
+from tests.state.helpers import SHARED_REDIS, RedisServer, chat_body, get_json, state_table, usage_total, wait_for_usage
 
 
 def _meter(gw: Gateway) -> RedisMeter:
