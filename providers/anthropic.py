@@ -51,6 +51,7 @@ What becomes of each OpenAI chat parameter (rejections are 400
 | `audio`, `reasoning_effort`, `verbosity`, `web_search_options`, `functions`, `function_call` | 400 |
 | `top_k` (not OpenAI; Anthropic's own) | `top_k`                                                      |
 | anything else                   | 400 naming it (never silently dropped)                             |
+| any parameter set to `null`     | as if absent (OpenAI's meaning of null)                            |
 """
 
 from __future__ import annotations
@@ -262,7 +263,7 @@ def _tools_called_in(messages: list[JSON]) -> list[JSON]:
 
 def _reject_untranslatable(body: Mapping[str, Any]) -> None:
     for name, value in body.items():
-        if name in TRANSLATED:
+        if name in TRANSLATED or value is None:  # null is "not set" in OpenAI's API
             continue
         if name in HARMLESS:
             allowed = HARMLESS[name]

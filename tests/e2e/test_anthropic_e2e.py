@@ -131,7 +131,8 @@ def test_sampling_parameters_are_translated(gw: Gateway) -> None:
     response, received = chat(
         gw, messages=[{"role": "user", "content": "Hello"}], max_completion_tokens=100, temperature=0.3,
         top_p=0.9, stop="never-said", user="user-42", n=1, seed=7, presence_penalty=0, logprobs=False,
-        stream_options=None, store=False, metadata={"team": "a"}, service_tier="auto")
+        stream_options=None, store=False, metadata={"team": "a"}, service_tier="auto",
+        extra_body={"reasoning_effort": None, "audio": None, "top_k": None})  # null: as if absent
     assert response.choices[0].finish_reason == "stop"
     body = assert_anthropic_call(received)
     assert {k: v for k, v in body.items() if k not in ("model", "messages")} == {

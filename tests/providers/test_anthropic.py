@@ -309,6 +309,13 @@ def test_parameters_without_equivalent_are_rejected_by_name(param: str, value: A
     assert error.param == param and param in error.message
 
 
+def test_null_parameters_are_as_if_absent() -> None:
+    names = "audio reasoning_effort functions function_call web_search_options verbosity temperature stop tools"
+    nulls = dict.fromkeys([*names.split(), "tool_choice", "response_format", "user"])
+    body = translate({"messages": [USER], **nulls})
+    assert set(body) == {"model", "max_tokens", "messages"}
+
+
 # --- structured output ----------------------------------------------------------
 
 CITY_FORMAT = {
