@@ -33,7 +33,8 @@ What becomes of each OpenAI chat parameter (rejections are 400
 | `stream_options`                | dropped (include_usage is the router's, honoured by the translator)|
 | `tools` (function)              | `tools[{name, description, input_schema}]`; other tool types: 400  |
 | `tools[].function.strict`       | dropped (Anthropic follows the schema without a strict mode flag)  |
-| `tool_choice`                   | auto/none/required/named -> `{type: auto/none/any/tool}`           |
+| `tool_choice`                   | auto/none/required/named -> `{type: auto/none/any/tool}`; required |
+|                                 | or named without `tools`: 400                                      |
 | no `tools`, but `tool_calls` or | the tools the history called (name, object schema) with            |
 | `tool` messages in the history  | `tool_choice: none` (the API refuses tool blocks without tools)    |
 | `parallel_tool_calls`           | false: `tool_choice.disable_parallel_tool_use`; true: default      |
