@@ -10,6 +10,8 @@ import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BodyPartReader
 
 from providers.base import ApiRequest, Operation, Usage
 from router import validate
@@ -77,26 +79,51 @@ async def _read_json_request(request: web.Request, rt: Runtime) -> ApiRequest:
 
 
 async def _read_multipart(request: web.Request, rt: Runtime) -> ApiRequest:
+    """The transcription form, read part by part under caps; any malformed form is a 400, never a 500."""
     limits = rt.table.server.request_limits
+    max_fields, max_field_bytes = 64, 64 * 1024  # transcription forms have a handful of short fields
     if not request.content_type.startswith("multipart/form-data"):
         raise validate.bad("file", "Transcriptions take multipart/form-data with a 'file' and a 'model'.")
+
+    async def read_capped(part: BodyPartReader, cap: int, too_large: GatewayError) -> bytes:
+        data = bytearray()
+        while chunk := await part.read_chunk(65536):
+            data += chunk
+            if len(data) > cap:
+                raise too_large
+        return bytes(part.decode(bytes(data)))
+
+    file_too_large = GatewayError(413, f"The file is larger than the limit of {limits.max_file_bytes} bytes "
+                                       "(max_file_bytes).", param="file", code="file_too_large")
     fields: dict[str, str] = {}
     form: list[tuple[str, str]] = []
     upload: tuple[str, bytes, str] | None = None
-    reader = await request.multipart()
-    async for part in reader:
-        name = part.name or ""
-        if part.filename is not None:  # type: ignore[union-attr]
-            content = await part.read(decode=False)  # type: ignore[union-attr]
-            if len(content) > limits.max_file_bytes:
-                raise GatewayError(413, f"The file is larger than the limit of {limits.max_file_bytes} bytes "
-                                        "(max_file_bytes).", param="file", code="file_too_large")
-            upload = (part.filename, bytes(content), part.headers.get("Content-Type", "application/octet-stream"))  # type: ignore[union-attr]
-        else:
-            value = await part.text()  # type: ignore[union-attr]
+    try:
+        reader = await request.multipart()
+        count = 0
+        async for part in reader:
+            count += 1
+            if count > max_fields or not isinstance(part, BodyPartReader):
+                raise validate.bad("body", f"The form has nested or more than {max_fields} parts.")
+            name = part.name or ""
+            if not validate.FORM_FIELD_NAME.match(name):
+                raise validate.bad("body", f"Invalid form field name {name[:64]!r}: expected 1 to 64 letters, digits "
+                                           "or _.[]-.")
+            if part.filename is not None:
+                content = await read_capped(part, limits.max_file_bytes, file_too_large)
+                upload = (part.filename, content, part.headers.get("Content-Type", "application/octet-stream"))
+                continue
+            field_too_large = validate.bad(name, f"The form field '{name[:64]}' is longer than {max_field_bytes} "
+                                                 "bytes.")
+            raw = await read_capped(part, max_field_bytes, field_too_large)
+            value = raw.decode(part.get_charset(default="utf-8"))
             fields[name] = value
             if name != "model":
                 form.append((name, value))
+    except (ValueError, LookupError, AssertionError, RuntimeError, HttpProcessingError) as exc:
+        # No boundary, broken part headers, a truncated body, an unknown charset, bytes that are not text.
+        raise validate.bad("body", f"The multipart/form-data body could not be read ({type(exc).__name__}).") \
+            from None
     if upload is None:
         raise validate.bad("file", "Missing required parameter: 'file'.")
     return ApiRequest(Operation.TRANSCRIPTION, dict(fields), "", form=tuple(form), file=upload)

@@ -191,11 +191,12 @@ def test_streaming_and_text_responses_are_documented() -> None:
     assert set(operation("/metrics", "get")["responses"]["200"]["content"]) == {"text/plain"}
 
 
-def test_usage_queries_need_a_date_range() -> None:
+def test_usage_queries_take_an_optional_date_range() -> None:
+    # As the gateway: `from` defaults to today (UTC), `to` to `from`.
     for path, names in [("/v1/usage", {"from", "to", "model"}), ("/admin/usage", {"from", "to", "key", "model"})]:
         params = {p["name"]: p for p in operation(path, "get")["parameters"]}
         assert set(params) == names
-        assert params["from"]["required"] and params["to"]["required"]
+        assert not params["from"]["required"] and not params["to"]["required"]
 
 
 # --- the API guide's requests against the request schemas --------------------------------------------
@@ -286,6 +287,13 @@ def test_the_api_guide_requests_validate(name: str) -> None:
     assert errors_of(schema_name, request) == []
 
 
+def test_a_whole_decimal_is_an_integer_and_null_is_absent() -> None:
+    assert errors_of("ChatCompletionRequest", chat(max_tokens=5.0, user=None, tools=None, tool_choice=None,
+                                                   response_format=None, parallel_tool_calls=None)) == []
+    assert errors_of("ChatCompletionRequest", chat(messages=[{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}]}])) == []
+
+
 def test_unknown_openai_fields_are_accepted_for_pass_through() -> None:
     _, request = GUIDE_REQUESTS["chat with a system and a user message"]
     assert errors_of("ChatCompletionRequest", {**request, "reasoning_effort": "low", "metadata": {"a": "b"}}) == []
@@ -327,6 +335,15 @@ INVALID_REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
     "an empty input": ("EmbeddingRequest", {"model": "text-embedding-bge-m3", "input": ""}),
     "dimensions 0": ("EmbeddingRequest", {"model": "text-embedding-bge-m3", "input": "a", "dimensions": 0}),
     "input of mixed types": ("EmbeddingRequest", {"model": "text-embedding-bge-m3", "input": ["a", 1]}),
+    "a user that is an object": ("EmbeddingRequest", {"model": "text-embedding-bge-m3", "input": "a", "user": {}}),
+    "best_of 21": ("CompletionRequest", {"model": "Llama-3.1-70B-Instruct", "prompt": "a", "best_of": 21}),
+    "a json_schema strict that is a string": ("ChatCompletionRequest", chat(response_format={
+        "type": "json_schema", "json_schema": {"name": "answer", "strict": "yes"}})),
+    "an empty content array": ("ChatCompletionRequest", chat(messages=[{"role": "user", "content": []}])),
+    "an image part in a system message": ("ChatCompletionRequest", chat(messages=[{"role": "system", "content": [
+        {"type": "image_url", "image_url": {"url": IMAGE_URL}}]}])),
+    "a transcription form field with a non-ASCII name": ("TranscriptionRequest", {
+        "model": "whisper-large-v3", "file": "x", "größe": "1"}),
 }
 
 
