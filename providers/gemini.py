@@ -11,7 +11,7 @@ What becomes of each OpenAI chat parameter (OpenAI -> Gemini):
 - `model` -> the target's upstream model, in the URL.
 - system / developer messages -> `systemInstruction.parts`, all of them, in order.
 - user / assistant messages -> `contents` with role `user` / `model`; consecutive
-  turns of one role are merged.
+  turns of one role are merged; a message's `name` is dropped (Gemini has no speakers).
 - content parts: `text` -> `text`; `image_url` `data:` URI -> `inlineData`; https
   `image_url` -> `inlineData` of the image the router fetched (SSRF-guarded); images
   other than PNG, JPEG, WebP, HEIC, HEIF (e.g. GIF) -> 400; `detail` -> dropped;
