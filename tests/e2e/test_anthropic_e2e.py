@@ -436,7 +436,7 @@ def test_error_status(gw: Gateway, status: int, error_class: type[openai.APIStat
 def test_mid_stream_error_event_ends_the_stream_with_an_error(gw: Gateway) -> None:
     sim = gw.sim("anthropic")
     # message_start, content_block_start, ping, two words, then Anthropic's `error` event.
-    sim.faults.append(Fault(status=529, drop_after_chunks=5, delay_between_chunks=0.02))
+    sim.faults.append(Fault(status=529, drop_after_chunks=5, delay_between_chunks=0.05))
     stream = gw.client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hello"}],
                                                  stream=True)
     received: list[Any] = []
