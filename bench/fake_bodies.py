@@ -8,14 +8,15 @@ recordings in its samples/ (Gemini frames events with CRLF, the others with LF).
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import struct
-import base64
 
 PROMPT_TOKENS = 12
-WORDS = ("The quick brown fox jumps over the lazy dog while the benchmark counts every "
-         "chunk that passes through the gateway under test and the clock keeps running").split()
+WORDS = ("The", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "while", "the", "benchmark",
+         "counts", "every", "chunk", "that", "passes", "through", "the", "gateway", "under", "test", "and", "the",
+         "clock", "keeps", "running")
 CREATED = 1_732_500_000
 
 

@@ -163,7 +163,8 @@ def launch(name: str, port: int, upstream_port: int, work: Path, workers: int = 
         return Launch(argv_or_none, "/readyz", env, need_ok=True)
     if name == "litellm":
         config = work / "litellm_config.yaml"
-        config.write_text((BENCH / "litellm_config.yaml").read_text().replace("127.0.0.1:18001", f"127.0.0.1:{upstream_port}"))
+        template = (BENCH / "litellm_config.yaml").read_text()
+        config.write_text(template.replace("127.0.0.1:18001", f"127.0.0.1:{upstream_port}"))
         env = clean_env(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_TELEMETRY="False", LITELLM_LOG="ERROR",
                         DISABLE_ADMIN_UI="True", LITELLM_DONT_SHOW_FEEDBACK_BOX="True")
         argv = [str(work / "litellm-venv" / "bin" / "litellm"), "--config", str(config),

@@ -90,7 +90,7 @@ async def worker(session: ClientSession, args: argparse.Namespace, body: bytes, 
     while time.perf_counter() < deadline and len(totals.durations) + len(totals.errors) < args.max_requests:
         try:
             await one_stream(session, args, body, totals)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             totals.errors.append(f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(0.01)  # a refused connection must not spin
 

@@ -64,15 +64,16 @@ def _result_line(output: str) -> dict[str, Any]:
 
 
 def wrk_command(ep: Endpoint, s: Scenario, seconds: int, cfg: Settings) -> list[str]:
-    command = procs.priority_prefix(LOAD_NICENESS) + ["taskset", "-c", cfg.load_cores, "wrk", "-t1", f"-c{s.concurrency}", f"-d{seconds}s",
-               "--timeout", "30s", "-s", str(BENCH / "chat.lua")]
+    command = [*procs.priority_prefix(LOAD_NICENESS), "taskset", "-c", cfg.load_cores, "wrk", "-t1",
+               f"-c{s.concurrency}", f"-d{seconds}s", "--timeout", "30s", "-s", str(BENCH / "chat.lua")]
     for name, value in ep.headers.items():
         command += ["-H", f"{name}: {value}"]
     return command + [ep.url]
 
 
 def stream_command(ep: Endpoint, s: Scenario, seconds: int, cfg: Settings, body_file: Path) -> list[str]:
-    command = procs.priority_prefix(LOAD_NICENESS) + ["taskset", "-c", cfg.load_cores, cfg.python, str(BENCH / "loadgen_stream.py"), "--url", ep.url,
+    command = [*procs.priority_prefix(LOAD_NICENESS), "taskset", "-c", cfg.load_cores, cfg.python,
+               str(BENCH / "loadgen_stream.py"), "--url", ep.url,
                "--body-file", str(body_file), "--format", ep.stream_format,
                "--concurrency", str(s.concurrency), "--duration", str(seconds)]
     for name, value in ep.headers.items():
@@ -109,8 +110,10 @@ def measure(ep: Endpoint, s: Scenario, gateway: procs.Proc | None, cfg: Settings
     CPU time is shared by the requests it counted plus concurrency/2."""
     body_file = cfg.work / f"body-{label}.json"
     body_file.write_text(json.dumps(ep.body))
-    build = (lambda secs: stream_command(ep, s, secs, cfg, body_file)) if s.streamed else (
-        lambda secs: wrk_command(ep, s, secs, cfg))
+
+    def build(seconds: int) -> list[str]:
+        return stream_command(ep, s, seconds, cfg, body_file) if s.streamed else wrk_command(ep, s, seconds, cfg)
+
     duration = cfg.duration
     wait_quiet(cfg)
     if cfg.warmup > 0:

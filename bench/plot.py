@@ -17,6 +17,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+COLORS = {"direct": "tab:gray", "floor": "tab:blue", "llm-router": "tab:green", "llm-router-redis": "tab:olive",
+          "litellm": "tab:red", "portkey": "tab:purple"}
 PANELS = (("chat", "p50_ms", "non-streamed chat: p50 latency (ms)"),
           ("chat", "p99_ms", "non-streamed chat: p99 latency (ms)"),
           ("stream", "ttft_p50_ms", "50-chunk stream: time to first token p50 (ms)"))
@@ -35,13 +37,16 @@ def series(results: dict[str, Any], kind: str, metric: str) -> dict[str, list[tu
 
 
 def main() -> None:
-    results = json.loads(open(sys.argv[1]).read())
+    with open(sys.argv[1]) as f:
+        results = json.load(f)
     fig, axes = plt.subplots(1, len(PANELS), figsize=(15, 4.5))
     for ax, (kind, metric, title) in zip(axes, PANELS, strict=True):
         for target, points in series(results, kind, metric).items():
             xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, marker="o", label=target)
+            ax.plot(xs, ys, marker="o", label=target, color=COLORS.get(target))
         ax.set_xscale("log", base=2)
+        ticks = sorted({x for points in series(results, kind, metric).values() for x, _ in points})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.set_yscale("log")
         ax.set_xlabel("concurrent clients")
         ax.set_title(title, fontsize=10)

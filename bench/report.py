@@ -12,6 +12,7 @@ import gateways
 from scenarios import SCENARIOS
 
 BENCH = Path(__file__).resolve().parent
+NOISY_CORES = 0.15  # mean CPU of other jobs above which a run is flagged as noisy
 ORDER = ("direct", "floor", "llm-router", "llm-router-redis", "litellm", "portkey")
 
 
@@ -91,7 +92,10 @@ def _get(out: dict[str, Any], target: str, scenario: str, key: str) -> float | N
 
 def targets_table(out: dict[str, Any]) -> list[str]:
     """Issue 9's targets, each as measured here: value, bound, verdict."""
-    g = lambda t, s, k: _get(out, t, s, k)  # noqa: E731 - a short local accessor
+
+    def g(target: str, scenario: str, key: str) -> float | None:
+        return _get(out, target, scenario, key)
+
     per_core = {t: _ratio(1000.0, g(t, "chat-c64", "cpu_ms_per_req")) for t in ORDER}
     checks: list[tuple[str, float | None, str, bool | str | None]] = []
 
@@ -105,8 +109,8 @@ def targets_table(out: dict[str, Any]) -> list[str]:
     r = _ratio(per_core["llm-router"], per_core["portkey"])
     check("chat c=64: llm-router requests per CPU-second ÷ Portkey's", r, "> 1", r is not None and r > 1)
     for key, bound in (("p50_ms", 0.5), ("p99_ms", 1.5)):
-        d = g("llm-router", "chat-c1", key)
-        added = d - g("direct", "chat-c1", key) if d is not None and g("direct", "chat-c1", key) is not None else None
+        via, direct = g("llm-router", "chat-c1", key), g("direct", "chat-c1", key)
+        added = via - direct if via is not None and direct is not None else None
         check(f"chat c=1: added latency {key[:3]} (ms)", added, f"≤ {bound}", added is not None and added <= bound)
     floor_stream = g("floor", "stream-c16", "cpu_ms_per_req")
     r = _ratio(g("llm-router", "stream-c16", "cpu_ms_per_req"), floor_stream)
@@ -121,8 +125,8 @@ def targets_table(out: dict[str, Any]) -> list[str]:
     check("stream c=1: added time to first token p50 (ms)", added, "≤ 0.5", added is not None and added <= 0.5)
     r = _ratio(g("llm-router-redis", "chat-c64", "cpu_ms_per_req"), g("floor", "chat-c64", "cpu_ms_per_req"))
     check("chat c=64 with Redis limits and metering on: CPU/request ÷ floor's", r, "≤ 2", r is not None and r <= 2)
-    n = g("llm-router-redis", "chat-c1", "redis_commands_per_req")
-    check("… Redis commands per request (INFO commandstats; pipelined commands share a round trip)", n,
+    commands = g("llm-router-redis", "chat-c1", "redis_commands_per_req")
+    check("… Redis commands per request (INFO commandstats; pipelined commands share a round trip)", commands,
           "1 round trip on the latency path", "commands counted, not round trips: see the code/profile")
     w = out.get("workers", {})
     if "w1" in w and "w2" in w:
@@ -134,12 +138,12 @@ def targets_table(out: dict[str, Any]) -> list[str]:
     check("idle memory of one worker (RSS, MB)", idle, "≤ 60", idle is not None and idle <= 60)
     soak = out.get("soak", {})
     if soak.get("target") == "llm-router" and "rss_idle_after_mb" in soak:
-        growth = soak["rss_idle_after_mb"] - soak["rss_idle_before_mb"]
-        check(f"idle memory growth over a {soak['seconds']} s soak (MB)", growth, "flat (≤ 5)", growth <= 5)
+        growth_mb: float = soak["rss_idle_after_mb"] - soak["rss_idle_before_mb"]
+        check(f"idle memory growth over a {soak['seconds']} s soak (MB)", growth_mb, "flat (≤ 5)", growth_mb <= 5)
     lines = ["| target (issue 9) | measured | bound | met |", "|---|---|---|---|"]
-    for what, value, bound, ok in checks:
-        verdict = "n/a (not measured)" if ok is None else ok if isinstance(ok, str) else ("yes" if ok else "**no**")
-        lines.append(f"| {what} | {_f(value)} | {bound} | {verdict} |")
+    for label, measured, limit, ok in checks:
+        verdict = "n/a (not measured)" if ok is None else ok if isinstance(ok, str) else "yes" if ok else "**no**"
+        lines.append(f"| {label} | {_f(measured)} | {limit} | {verdict} |")
     context = [(t, per_core[t]) for t in ORDER if per_core.get(t)]
     if context:
         lines += ["", "Requests per CPU-second of the gateway (chat c=64): "
@@ -148,7 +152,8 @@ def targets_table(out: dict[str, Any]) -> list[str]:
 
 
 def memory_table(out: dict[str, Any]) -> list[str]:
-    lines = ["| target | RSS idle MB | PSS idle MB | RSS after all scenarios MB | PSS after MB |", "|---|---|---|---|---|"]
+    lines = ["| target | RSS idle MB | PSS idle MB | RSS after all scenarios MB | PSS after MB |",
+             "|---|---|---|---|---|"]
     for target in ORDER:
         e = out["targets"].get(target)
         if e and "rss_idle_mb" in e:
@@ -248,6 +253,13 @@ def write(out: dict[str, Any], path: Path, work: Path) -> None:
         why = (router or {}).get("unavailable", "not among the targets of this run").splitlines()[0][:300]
         lines += [f"**PARTIAL RUN: llm-router was not measured ({why}).** Its rows and the ratios that need it "
                   "are missing; run `make bench` again once it starts.", ""]
+    others = [row["other_cores"] for e in out["targets"].values() for row in e.get("scenarios", {}).values()
+              if "other_cores" in row]
+    mean_other = sum(others) / len(others) if others else 0.0
+    if mean_other > NOISY_CORES:
+        lines += [f"**NOISY RUN: other jobs on this machine used {mean_other:.2f} cores on average during the "
+                  "measurements (column 'other load'); the gateways got less than their core and the figures below "
+                  "are not reliable. Run again on a quiet machine (`--wait-quiet 60` waits for one).**", ""]
     lines += [f"Run {out['started']} – {out['finished']}: `{' '.join(out['argv'])}` (`make bench` runs "
               "`.venv/bin/python bench/run.py`; `--duration`, `--warmup`, `--soak`, `--targets`, `--scenarios` "
               "make it longer or narrower).", "",

@@ -69,7 +69,8 @@ def run_target(target: Target, scenarios: list[Scenario], args: argparse.Namespa
         if target.is_gateway:
             redis_url = f"redis://127.0.0.1:{cfg.redis_port}/0" if cfg.redis_port else None
             spec = gateways.launch(target.name, target.port, ports["upstream"], cfg.work, redis_url=redis_url)
-            started = spec if isinstance(spec, str) else gateways.start_gateway(target.name, spec, target.port, cfg.work)
+            started = spec if isinstance(spec, str) else gateways.start_gateway(target.name, spec, target.port,
+                                                                                 cfg.work)
             if isinstance(started, str):
                 entry["unavailable"] = started
                 print(f"  {target.name}: NOT AVAILABLE: {started.splitlines()[0][:300]}", flush=True)
@@ -206,7 +207,8 @@ def parse_args() -> argparse.Namespace:
                    help="before each measurement, wait up to this many seconds for other jobs to leave the machine")
     p.add_argument("--soak", type=int, default=60, help="seconds of the memory soak (issue 9: 600); 0 skips it")
     p.add_argument("--soak-target", default="llm-router", choices=("floor", "llm-router", "litellm", "portkey"))
-    p.add_argument("--targets", default=",".join(ALL_TARGETS), help="comma-separated subset of " + ",".join(ALL_TARGETS))
+    p.add_argument("--targets", default=",".join(ALL_TARGETS),
+                   help="comma-separated subset of " + ",".join(ALL_TARGETS))
     p.add_argument("--scenarios", default=",".join(s.name for s in SCENARIOS), help="comma-separated subset")
     p.add_argument("--no-workers", action="store_true", help="skip the one-vs-two-workers test")
     p.add_argument("--latency-ms", type=float, default=0.0, help="the fake upstream's delay before the first byte")
@@ -236,9 +238,9 @@ def main() -> None:
     print("bench: installing what is missing (bench/.work) ...", flush=True)
     problems = install(args, work, wanted)
     out["versions"] = gateways.versions(work)
-    upstream = procs.start("upstream", [sys.executable, str(BENCH / "fake_upstream.py"), "--port", str(ports["upstream"]),
-                                        "--latency-ms", str(args.latency_ms),
-                                        "--chunk-interval-ms", str(args.chunk_interval_ms)],
+    upstream_argv = [sys.executable, str(BENCH / "fake_upstream.py"), "--port", str(ports["upstream"]),
+                     "--latency-ms", str(args.latency_ms), "--chunk-interval-ms", str(args.chunk_interval_ms)]
+    upstream = procs.start("upstream", upstream_argv,
                            measure.LOAD_CORES, work / "upstream.log", env=gateways.clean_env(),
                            niceness=measure.LOAD_NICENESS)
     cfg = measure.Settings(duration=args.duration, warmup=args.warmup, work=work, python=sys.executable,
