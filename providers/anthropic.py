@@ -1,8 +1,9 @@
 """OpenAI chat <-> Anthropic Messages API, for `anthropic` and `anthropic-vertex`.
 
 The two kinds differ only in data (`AnthropicVariant`): URL, auth header, and where
-the model and the API version go. Translation is pure; the stream part lives in
-`providers.anthropic_stream`.
+the model and the API version go. Vertex's bearer token (api_key, token_file or
+token_command) comes from `providers.gemini_auth`, shared with Gemini on Vertex.
+Translation is pure; the stream part lives in `providers.anthropic_stream`.
 
 What becomes of each OpenAI chat parameter (rejections are 400
 `invalid_request_error` naming the parameter in `param`, before any upstream call):
@@ -75,6 +76,7 @@ from providers.anthropic_stream import (
     structured_output_tool,
 )
 from providers.base import JSON, ApiRequest, Operation, StreamState, UpstreamCall, UpstreamError, Usage, dumps
+from providers.gemini_auth import credential_for
 
 if TYPE_CHECKING:
     from router.config import ProviderConfig
@@ -158,6 +160,8 @@ class AnthropicAdapter:
         self.variant = variant
         self.kind = variant.kind
         self.inlines_image_urls = variant.inlines_image_urls
+        # Vertex's bearer token: api_key, token_file or token_command, as for Gemini on Vertex.
+        self._credential = credential_for(config) if variant.bearer_auth else None
 
     def build_call(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
         variant, config = self.variant, self.config
@@ -169,15 +173,13 @@ class AnthropicAdapter:
             method=variant.stream_method if request.stream else variant.plain_method,
         )
         headers = {"content-type": "application/json"}
-        key = config.api_key.get() if config.api_key else ""
         # Without a credential the header is left out: the upstream then says which one is missing.
         if variant.bearer_auth:
-            token = key or _token_from_file(config)
-            if token:
-                headers["authorization"] = f"Bearer {token}"
+            if self._credential is not None:
+                headers["authorization"] = f"Bearer {self._credential.current()}"
         else:
-            if key:
-                headers["x-api-key"] = key
+            if config.api_key and config.api_key.get():
+                headers["x-api-key"] = config.api_key.get()
             headers["anthropic-version"] = config.anthropic_version
         return UpstreamCall(url=config.base_url.rstrip("/") + path, headers=headers, body=dumps(body))
 
@@ -192,13 +194,10 @@ class AnthropicAdapter:
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return parse_anthropic_error(status, headers, body)
 
-
-def _token_from_file(config: ProviderConfig) -> str:
-    """A bearer token kept fresh in a file by a sidecar: a small local read per call."""
-    if not config.token_file:
-        return ""
-    with open(config.token_file, encoding="utf-8") as handle:
-        return handle.read().strip()
+    async def refresh_credentials(self) -> None:
+        """Fetch a fresh Vertex token now (token_command) or re-read the token file."""
+        if self._credential is not None:
+            await self._credential.refresh()
 
 
 ADAPTERS = {

@@ -555,3 +555,23 @@ def test_missing_credentials_leave_the_header_out(tmp_path: Any) -> None:
                             token_file=str(token_file))  # fmt: skip
     call = ADAPTERS["anthropic-vertex"](vertex).build_call(api_request({"messages": [USER]}), "m")
     assert call.headers["authorization"] == "Bearer ya29.token"
+    keyless = ProviderConfig(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l")
+    assert "authorization" not in ADAPTERS["anthropic-vertex"](keyless).build_call(api_request({"messages": [USER]}),
+                                                                                  "m").headers  # fmt: skip
+
+
+def test_vertex_token_file_missing_is_a_503_not_a_crash(tmp_path: Any) -> None:
+    vertex = ProviderConfig(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l",
+                            token_file=str(tmp_path / "not-yet-written"))  # fmt: skip
+    with pytest.raises(UpstreamError) as caught:
+        ADAPTERS["anthropic-vertex"](vertex).build_call(api_request({"messages": [USER]}), "m")
+    assert caught.value.status == 503
+
+
+async def test_vertex_token_command() -> None:
+    vertex = ProviderConfig(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l",
+                            token_command="echo ya29.from-command")  # fmt: skip
+    adapter = ADAPTERS["anthropic-vertex"](vertex)
+    await adapter.refresh_credentials()
+    call = adapter.build_call(api_request({"messages": [USER]}), "m")
+    assert call.headers["authorization"] == "Bearer ya29.from-command"
