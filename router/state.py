@@ -51,8 +51,9 @@ def make_client(config: StateConfig) -> Client:
     timeout = config.socket_timeout
     no_retry = Retry(NoBackoff(), 0)
     if config.cluster:
-        return RedisCluster.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=no_retry,
-                                     cluster_error_retry_attempts=1, max_connections=CLUSTER_MAX_CONNECTIONS)
+        # One retry: a MOVED answer after a resharding is followed once, with the slot map refreshed.
+        return RedisCluster.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                     retry=Retry(NoBackoff(), 1), max_connections=CLUSTER_MAX_CONNECTIONS)
     # A burst waits (at most the socket timeout) for one of a bounded set of connections
     # rather than opening hundreds: one EVALSHA holds a connection for a round trip only.
     pool = redis.BlockingConnectionPool.from_url(url, max_connections=MAX_CONNECTIONS, timeout=timeout * 4,
