@@ -351,6 +351,20 @@ def test_history_from_another_model_is_accepted(gw: Gateway) -> None:
     assert body["tool_choice"] == {"type": "none"}
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_response_format_json_schema_comes_back_as_content(gw: Gateway, stream: bool) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    response, received = chat(gw, messages=[{"role": "user", "content": "Name a city"}], stream=stream,
+                              response_format={"type": "json_schema", "json_schema": {"name": "answer",
+                                                                                      "schema": schema}})
+    text = streamed_text(response) if stream else response.choices[0].message.content
+    finish = finish_reasons(response) if stream else [response.choices[0].finish_reason]
+    assert json.loads(text) == {"city": "Hamburg"} and finish == ["stop"]
+    body = assert_anthropic_call(received)
+    assert body["tools"] == [{"name": "answer", "input_schema": schema}]
+    assert body["tool_choice"] == {"type": "tool", "name": "answer"}
+
+
 # --- images ----------------------------------------------------------------------
 
 
