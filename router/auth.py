@@ -3,17 +3,103 @@
 Keys are stored as SHA-256 digests; the presented key is hashed and looked up, then
 compared with `hmac.compare_digest`, so neither lookup nor comparison leaks timing
 about a stored key. The key itself is never logged or echoed.
+
+Failed attempts are limited per client address (`FailedAuthLimiter`): once an address
+has failed `AUTH_FAILURES_PER_MINUTE` times within a minute, every request from it
+that presents a key is answered 429 with `Retry-After` until the oldest failure is a
+minute old, whether its key is right or not, so keys cannot be guessed at speed.
+The count is kept in the process: a guesser spread over N replicas gets N times the
+budget, which still leaves guessing a 128-bit key hopeless; keeping it in-process
+means a Redis outage cannot turn into an open door or into locking every client out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import math
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
 
 from aiohttp import web
 
 from router.config import KeyConfig, RouteTable
 from router.errors import GatewayError
+
+AUTH_FAILURES_PER_MINUTE = 20
+WINDOW_SECONDS = 60.0
+MAX_TRACKED_ADDRESSES = 100_000  # bounds the memory an attacker with many addresses can make us hold
+
+
+def client_address(request: web.Request) -> str:
+    """The peer address; IPv6 by its /64, as one host can hold a whole /64."""
+    remote = request.remote or "unknown"
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else address)
+
+
+class FailedAuthLimiter:
+    """Failed attempts per address in a sliding window."""
+
+    def __init__(self, limit: int = AUTH_FAILURES_PER_MINUTE, window: float = WINDOW_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, address: str, now: float) -> deque[float] | None:
+        failures = self._failures.get(address)
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if failures is not None and not failures:
+            del self._failures[address]
+            return None
+        return failures
+
+    def check(self, address: str) -> None:
+        """Raise the 429 when `address` has used up its failures."""
+        now = self._clock()
+        failures = self._recent(address, now)
+        if failures is not None and len(failures) >= self.limit:
+            retry_after = max(1, math.ceil(failures[0] + self.window - now))
+            raise GatewayError(429, f"Too many failed authentication attempts from your address. Retry after "
+                                    f"{retry_after} s.", code="too_many_failed_auth_attempts",
+                               headers={"Retry-After": str(retry_after)})
+
+    def record_failure(self, address: str) -> None:
+        now = self._clock()
+        failures = self._recent(address, now)
+        if failures is None:
+            if len(self._failures) >= MAX_TRACKED_ADDRESSES:
+                self._evict(now)
+            failures = self._failures[address] = deque(maxlen=self.limit)
+        failures.append(now)
+
+    def _evict(self, now: float) -> None:
+        for address in list(self._failures):
+            self._recent(address, now)
+        while len(self._failures) >= MAX_TRACKED_ADDRESSES:  # still full: forget the oldest address
+            del self._failures[next(iter(self._failures))]
+
+
+_LIMITERS: weakref.WeakKeyDictionary[web.Application, FailedAuthLimiter] = weakref.WeakKeyDictionary()
+
+
+def failed_auth_limiter(app: web.Application) -> FailedAuthLimiter:
+    """The application's limiter (one per app, so that test gateways do not share counts)."""
+    limiter = _LIMITERS.get(app)
+    if limiter is None:
+        limiter = _LIMITERS[app] = FailedAuthLimiter()
+    return limiter
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -28,15 +114,21 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
+def _refuse(request: web.Request, error: GatewayError) -> GatewayError:
+    failed_auth_limiter(request.app).record_failure(client_address(request))
+    return error
+
+
 def authenticate(table: RouteTable, request: web.Request) -> KeyConfig:
     token = bearer_token(request)
     if token is None:
         raise GatewayError(401, "You didn't provide an API key. Provide it in the Authorization header "
                                 "as 'Authorization: Bearer YOUR_KEY'.", code="missing_api_key")
+    failed_auth_limiter(request.app).check(client_address(request))
     digest = _digest(token)
     key = table.keys_by_digest.get(digest)
     if key is None or not hmac.compare_digest(key.key_sha256, digest):
-        raise GatewayError(401, "Incorrect API key provided.", code="invalid_api_key")
+        raise _refuse(request, GatewayError(401, "Incorrect API key provided.", code="invalid_api_key"))
     return key
 
 
@@ -44,6 +136,8 @@ def require_admin(table: RouteTable, request: web.Request) -> None:
     if table.admin.key is None:
         raise GatewayError(404, "The admin API is not enabled on this gateway.", code="not_found")
     token = bearer_token(request)
-    expected = _digest(table.admin.key.get())
-    if token is None or not hmac.compare_digest(_digest(token), expected):
+    if token is None:
         raise GatewayError(401, "The admin API needs the admin key.", code="invalid_api_key")
+    failed_auth_limiter(request.app).check(client_address(request))
+    if not hmac.compare_digest(_digest(token), _digest(table.admin.key.get())):
+        raise _refuse(request, GatewayError(401, "The admin API needs the admin key.", code="invalid_api_key"))

@@ -166,13 +166,13 @@ def _sampling(body: JSON) -> None:
     if stop is not None and not isinstance(stop, str) and not (
             isinstance(stop, list) and 0 < len(stop) <= MAX_STOP_SEQUENCES and all(isinstance(s, str) for s in stop)):
         raise bad("stop", f"Invalid 'stop': expected a string or an array of 1 to {MAX_STOP_SEQUENCES} strings.")
-    bias = _object(body, "logit_bias")
-    for token, value in (bias or {}).items():
+    bias = _object(body, "logit_bias") or {}
+    for token in bias:
         if not token.isascii() or not token.isdigit():
             raise bad("logit_bias", f"Invalid 'logit_bias': the key '{token[:32]}' is not a token id.")
-        _number(bias, token, -100, 100, integer=True, prefix="logit_bias.")  # type: ignore[arg-type]
-        if bias[token] is None:  # type: ignore[index]
+        if bias[token] is None:
             raise _wrong_type(f"logit_bias.{token}", "an integer", None)
+        _number(bias, token, -100, 100, integer=True, prefix="logit_bias.")
 
 
 # --- chat ---------------------------------------------------------------------------------------------
