@@ -283,13 +283,16 @@ class AnthropicStreamTranslator:
         return dumps(self._envelope([choice]))
 
     def _envelope(self, choices: list[JSON]) -> JSON:
-        return {
+        envelope: JSON = {
             "id": self.state.id,
             "object": "chat.completion.chunk",
             "created": self.state.created,
             "model": self.state.public_model,
             "choices": choices,
         }
+        if self.state.include_usage:
+            envelope["usage"] = None  # as OpenAI: every chunk but the last says null
+        return envelope
 
 
 # --- plain response ------------------------------------------------------------------

@@ -55,6 +55,7 @@ def test_text_sample() -> None:
         {},
     ]
     assert [c["choices"][0]["finish_reason"] for c in chunks[:-1]] == [None, None, "stop"]
+    assert all(c["usage"] is None for c in chunks[:-1])  # include_usage: null until the last, as OpenAI
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"] == {
         "prompt_tokens": 20,
@@ -102,7 +103,7 @@ def test_tool_use_sample() -> None:
 
 def test_without_include_usage_no_usage_chunk_but_state_has_usage() -> None:
     chunks, state = translate((SAMPLES / "anthropic-stream-text.sse").read_bytes(), 64, include_usage=False)
-    assert all(c["choices"] for c in chunks)
+    assert all(c["choices"] and "usage" not in c for c in chunks)
     assert state.usage is not None and state.usage.total_tokens == 25
 
 
