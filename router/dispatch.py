@@ -200,8 +200,8 @@ def _final_error(call: _Call, model: ModelConfig) -> UpstreamError:
             return UpstreamError(504, f"No upstream answered for model '{model.id}' within the request's deadline "
                                       f"({call.budget.seconds:g} s).", type="timeout", code="deadline_exceeded",
                                  retryable=False)
-        return UpstreamError(503, f"No provider is available for model '{model.id}': every target is cooling "
-                                  "down.", type="server_error", code="no_provider_available", retryable=False)
+        return UpstreamError(503, f"No provider is available for model '{model.id}'.", type="server_error",
+                             code="no_provider_available", retryable=False)
     return UpstreamError(last.status, f"The upstream providers of model '{model.id}' failed ({attempts} attempt"
                                       f"{'s' if attempts != 1 else ''}); the last said: {last.message}",
                          type=last.type, code=last.code, param=last.param, retryable=False,
