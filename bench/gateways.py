@@ -180,7 +180,13 @@ def start_gateway(name: str, spec: Launch, port: int, work: Path, cores: str = G
                   ) -> procs.Proc | str:
     """Start and wait until it answers; on failure stop it and say why."""
     proc = procs.start(name, spec.argv, cores, work / f"{name}.log", env=spec.env, cwd=ROOT)
-    if procs.wait_http(f"http://127.0.0.1:{port}{spec.ready_path}", proc, spec.startup_timeout, spec.need_ok):
+    try:
+        ready = procs.wait_http(f"http://127.0.0.1:{port}{spec.ready_path}", proc, spec.startup_timeout,
+                                spec.need_ok)
+    except BaseException:  # Ctrl-C while waiting: the caller never gets the process to stop
+        procs.stop(proc)
+        raise
+    if ready:
         return proc
     procs.stop(proc)
     return f"did not start within {spec.startup_timeout:.0f} s (exit {proc.popen.returncode}): {proc.log_tail(600)}"

@@ -186,13 +186,17 @@ def start_redis(port: int, work: Path) -> procs.Proc | None:
     proc = procs.start("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                  "--appendonly", "no"], measure.LOAD_CORES, work / "redis.log",
                        niceness=measure.LOAD_NICENESS)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            procs.redis_commands(port)
-            return proc
-        except OSError:
-            time.sleep(0.1)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                procs.redis_commands(port)
+                return proc
+            except OSError:
+                time.sleep(0.1)
+    except BaseException:
+        procs.stop(proc)
+        raise
     procs.stop(proc)
     return None
 
@@ -223,6 +227,7 @@ def main() -> None:
     args = parse_args()
     # SIGTERM (e.g. make being stopped) unwinds like Ctrl-C, so every finally stops its processes
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     work = BENCH / ".work"
     work.mkdir(exist_ok=True)
     wanted = [t for t in args.targets.split(",") if t]
@@ -245,10 +250,11 @@ def main() -> None:
                            niceness=measure.LOAD_NICENESS)
     cfg = measure.Settings(duration=args.duration, warmup=args.warmup, work=work, python=sys.executable,
                            upstream_pid=upstream.pid, max_duration=args.max_duration, wait_quiet=args.wait_quiet)
-    redis = start_redis(ports["redis"], work) if "llm-router-redis" in wanted else None
-    if redis:
-        cfg = dataclasses.replace(cfg, redis_port=ports["redis"])
+    redis: procs.Proc | None = None
     try:
+        redis = start_redis(ports["redis"], work) if "llm-router-redis" in wanted else None
+        if redis:
+            cfg = dataclasses.replace(cfg, redis_port=ports["redis"])
         if not procs.wait_http(f"http://127.0.0.1:{ports['upstream']}/health", upstream, 15):
             sys.exit(f"bench: the fake upstream did not start: {upstream.log_tail()}")
         out["upstream_command"] = " ".join(upstream.popen.args)  # type: ignore[arg-type]
@@ -268,7 +274,7 @@ def main() -> None:
             soak_test(args, cfg, ports, out)
     except KeyboardInterrupt:
         print("bench: interrupted; stopping everything", flush=True)
-        raise
+        sys.exit(130)
     finally:
         procs.stop(upstream)
         if redis:
