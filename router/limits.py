@@ -158,7 +158,8 @@ class LocalLimiter:
                 reset = (capacity - remaining) / rate
                 if kind not in best or remaining < best[kind][1]:
                     best[kind] = (int(capacity), remaining, reset)
-            if scope.limits.concurrency and self._inflight.get(scope.name, 0) >= scope.limits.concurrency:
+            concurrency = scope.limits.concurrency
+            if concurrency and self._inflight.get(scope.name, 0) >= max(1, concurrency // self.divisor):
                 return Verdict(False, retry_after=1.0, refused_by=f"{scope.name}/concurrency")
         return Verdict(True, **_header_fields(best))  # type: ignore[arg-type]
 

@@ -1,0 +1,92 @@
+"""The Redis limiter and the in-process one give the same verdicts for the same requests."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import pytest
+
+from router.config import FailurePolicy, KeyConfig, Limits, MetaData, ModelConfig, ModelType, Secret, StateConfig
+from router.errors import GatewayError
+from router.limits import Limiter, LocalLimiter
+from router.redis_limits import RedisLimiter
+from router.state import RedisState
+from tests.state.helpers import SHARED_REDIS
+
+CALLER = KeyConfig("team-a", b"", None, Limits(rpm=5, tpm=1000),
+                   MappingProxyType({"m": Limits(concurrency=2)}))
+MODEL = ModelConfig("m", ModelType.CHAT, ("/v1",), MetaData(), (), limits=Limits(tpm=1500))
+
+
+async def _run(limiter: Limiter) -> list[str]:
+    """Admit a fixed sequence; what each step answered (headers or the refusing scope)."""
+    outcomes: list[str] = []
+    held = []
+    for tokens in (300, 300, 300, 300, 50, 50, 50):
+        try:
+            admission = await limiter.admit(CALLER, MODEL, tokens)
+        except GatewayError as refused:
+            outcomes.append(f"{refused.status} {refused.message.split(' on ')[1]} "
+                            f"{refused.headers.get('x-ratelimit-remaining-requests')}")
+            continue
+        headers = admission.headers
+        outcomes.append(f"ok {headers['x-ratelimit-remaining-requests']} {headers['x-ratelimit-remaining-tokens']}")
+        held.append(admission)
+        if len(held) == 2:  # the per key-and-model concurrency of 2: release one, refunding 250 of 300
+            await held.pop(0).settle(50)
+            if isinstance(limiter, RedisLimiter):
+                await limiter.drain()
+    return outcomes
+
+
+async def test_redis_and_local_limiters_agree(prefix: str) -> None:
+    state = RedisState(StateConfig(redis_url=Secret(SHARED_REDIS), key_prefix=prefix))
+    await state.start()
+    try:
+        shared = await _run(RedisLimiter(state, FailurePolicy.FAIL_CLOSED, 1))
+    finally:
+        await state.close()
+    local = await _run(LocalLimiter())
+    assert shared == local
+    assert [o.split()[0] for o in shared] == ["ok", "ok", "ok", "ok", "ok", "429", "429"], shared
+
+
+async def _concurrency(limiter: Limiter) -> list[str]:
+    caller = KeyConfig("team-c", b"", None, None, MappingProxyType({"m": Limits(concurrency=2)}))
+    outcomes, held = [], []
+    for release in (False, False, False, True, False):
+        if release:
+            await held.pop().settle(0)
+            if isinstance(limiter, RedisLimiter):
+                await limiter.drain()
+        try:
+            held.append(await limiter.admit(caller, MODEL, 10))
+            outcomes.append("ok")
+        except GatewayError as refused:
+            outcomes.append(f"{refused.status} {refused.message.split(' for ')[1].split(' on ')[0]}")
+    return outcomes
+
+
+async def test_concurrency_slots_are_held_until_settled(prefix: str) -> None:
+    state = RedisState(StateConfig(redis_url=Secret(SHARED_REDIS), key_prefix=prefix))
+    await state.start()
+    try:
+        shared = await _concurrency(RedisLimiter(state, FailurePolicy.FAIL_CLOSED, 1))
+    finally:
+        await state.close()
+    assert shared == await _concurrency(LocalLimiter())
+    assert shared == ["ok", "ok", "429 concurrent requests", "ok", "429 concurrent requests"]
+
+
+@pytest.mark.parametrize("divisor, admitted", [(1, 4), (2, 2)])
+async def test_local_fallback_divides_every_limit(divisor: int, admitted: int) -> None:
+    limiter = LocalLimiter(divisor=divisor)
+    caller = KeyConfig("k", b"", None, Limits(concurrency=4))
+    ok = 0
+    for _ in range(6):
+        try:
+            await limiter.admit(caller, MODEL, 1)
+            ok += 1
+        except GatewayError:
+            pass
+    assert ok == admitted
