@@ -71,7 +71,7 @@ def start_gateways(routes: Path, tmp: Path, count: int = 1) -> list[tuple[subpro
                         "127.0.0.1", "--port", str(port)], tmp / f"gateway-{port}.log"), f"http://127.0.0.1:{port}")
                 for port in ports]
     for process, base in gateways:
-        wait_until(lambda p=process, b=base: p.poll() is None and _answers(b + "/healthz") and  # type: ignore[misc]
+        wait_until(lambda p=process, b=base: p.poll() is None and _answers(b + "/healthz") and
                    get_json(b + "/readyz", KEY_A)[0] == 200, 20, 0.05)
     return gateways
 

@@ -8,7 +8,7 @@ import pytest
 
 from router.config import FailurePolicy, KeyConfig, Limits, MetaData, ModelConfig, ModelType, Secret, StateConfig
 from router.errors import GatewayError
-from router.limits import Limiter, LocalLimiter
+from router.limits import Admission, Limiter, LocalLimiter
 from router.redis_limits import RedisLimiter
 from router.state import RedisState
 from tests.state.helpers import SHARED_REDIS
@@ -53,7 +53,8 @@ async def test_redis_and_local_limiters_agree(prefix: str) -> None:
 
 async def _concurrency(limiter: Limiter) -> list[str]:
     caller = KeyConfig("team-c", b"", None, None, MappingProxyType({"m": Limits(concurrency=2)}))
-    outcomes, held = [], []
+    outcomes: list[str] = []
+    held: list[Admission] = []
     for release in (False, False, False, True, False):
         if release:
             await held.pop().settle(0)

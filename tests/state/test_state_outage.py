@@ -15,7 +15,7 @@ from tests.state.helpers import RedisServer, chat_body, free_port, get_json, sta
 
 
 def _degraded() -> float:
-    return float(metrics.STATE_DEGRADED._value.get())  # type: ignore[attr-defined]
+    return float(metrics.STATE_DEGRADED._value.get())
 
 
 def test_fail_open_serves_local_limits_divided_by_replicas(tmp_path: Path) -> None:
