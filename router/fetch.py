@@ -1,8 +1,12 @@
 """Fetching client-given image URLs for providers that need images inline.
 
-Every hop is checked by the SSRF guard: the URL (router/ssrf.py), every address its
-name resolves to (a resolver that refuses non-public addresses, so DNS cannot point
-a public-looking name at 127.0.0.1), and every redirect. Size and time are capped.
+Every hop is checked by the SSRF guard: the URL (router/ssrf.py: https only, no
+non-public literal address or internal name), every address its name resolves to
+(`PublicOnlyResolver`: DNS cannot point a public-looking name at 127.0.0.1, and the
+connection goes to exactly the addresses checked, so re-resolving cannot swap them),
+and every redirect (followed by hand, each target checked again). Size and time are
+capped: `max_bytes` of body (Content-Length first, then as it streams, never
+decompressed), `timeout` seconds for the whole fetch, redirects included.
 """
 
 from __future__ import annotations
@@ -11,28 +15,40 @@ import asyncio
 import base64
 import ipaddress
 import socket
-from typing import Any
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
+from yarl import URL
 
 from providers.base import InlineImage
 from router.errors import GatewayError
 from router.ssrf import IMAGE_TYPES, check_image_url, is_public_address, refused
 
 MAX_REDIRECTS = 3
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class NonPublicAddress(OSError):
+    """A name resolved to an address the gateway may not connect to."""
 
 
 class PublicOnlyResolver(AbstractResolver):
-    def __init__(self, inner: AbstractResolver | None = None) -> None:
-        self._inner = inner or DefaultResolver()
+    """Resolves with `inner`, refusing the whole name if any address is not allowed."""
 
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+    def __init__(self, inner: AbstractResolver | None = None,
+                 allow: Callable[[IPAddress], bool] = is_public_address) -> None:
+        self._inner = inner or DefaultResolver()
+        self._allow = allow
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         for result in results:
-            if not is_public_address(ipaddress.ip_address(result["host"])):
-                raise OSError(f"{host} resolves to a non-public address")
+            if not self._allow(ipaddress.ip_address(result["host"].split("%", 1)[0])):
+                raise NonPublicAddress(f"{host} resolves to a non-public address")
         return results
 
     async def close(self) -> None:
@@ -40,16 +56,24 @@ class PublicOnlyResolver(AbstractResolver):
 
 
 class ImageFetcher:
-    def __init__(self, max_bytes: int, timeout: float = 10.0, resolver: AbstractResolver | None = None) -> None:
+    """`resolver` and `allow_url` exist for tests only (a fake DNS, a loopback image server):
+    the gateway builds this with neither, so every URL goes through the SSRF guard."""
+
+    def __init__(self, max_bytes: int, timeout: float = 10.0, resolver: AbstractResolver | None = None,
+                 allow_url: Callable[[str], bool] | None = None) -> None:
         self.max_bytes = max_bytes
         self.timeout = timeout
         self._resolver = resolver
+        self._allow_url = allow_url
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(resolver=self._resolver or PublicOnlyResolver(), limit=32)
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+            # No proxy from the environment (it would connect for us, unchecked); no decompression (a small
+            # gzip body must not expand past the cap before we count it).
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False,
+                                                  headers={"Accept-Encoding": "identity"})
         return self._session
 
     async def close(self) -> None:
@@ -62,21 +86,29 @@ class ImageFetcher:
                 return await self._fetch(url, param)
         except TimeoutError:
             raise refused(param, f"fetching the image took longer than {self.timeout:g} s") from None
-        except (aiohttp.ClientError, OSError):
+        except (aiohttp.ClientError, OSError) as exc:
+            if isinstance(exc, NonPublicAddress) or isinstance(exc.__cause__, NonPublicAddress):
+                raise refused(param, "the image host resolves to a non-public address") from None
             raise refused(param, "the image could not be fetched from a public address") from None
+
+    def _check(self, url: str, param: str) -> None:
+        if self._allow_url is not None and self._allow_url(url):
+            return
+        if not check_image_url(url, param, self.max_bytes):  # a data: URI is no place to fetch from
+            raise refused(param, "a redirect may only lead to another https URL")
 
     async def _fetch(self, url: str, param: str) -> InlineImage:
         for _ in range(MAX_REDIRECTS + 1):
-            check_image_url(url, param, self.max_bytes)
+            self._check(url, param)
             async with self._client().get(url, allow_redirects=False) as response:
-                if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
-                    url = str(response.url.join(aiohttp.helpers.URL(response.headers["Location"])))
+                if response.status in _REDIRECTS and "Location" in response.headers:
+                    url = str(response.url.join(URL(response.headers["Location"])))
                     continue
                 if response.status != 200:
                     raise refused(param, f"the image URL answered HTTP {response.status}")
                 media_type = response.content_type.lower()
                 if media_type not in IMAGE_TYPES:
-                    raise refused(param, f"the URL did not return an image ({media_type or 'no type'})")
+                    raise refused(param, f"the URL did not return an image ({media_type[:60] or 'no type'})")
                 data = await _read_capped(response, self.max_bytes, param)
                 return InlineImage(media_type, base64.b64encode(data).decode("ascii"))
         raise refused(param, f"more than {MAX_REDIRECTS} redirects")
@@ -99,4 +131,4 @@ def _too_large(param: str, limit: int) -> GatewayError:
     return refused(param, f"the image is larger than the limit of {limit} bytes (max_image_bytes)")
 
 
-__all__: list[Any] = ["ImageFetcher", "PublicOnlyResolver"]
+__all__ = ["ImageFetcher", "NonPublicAddress", "PublicOnlyResolver"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ def call(gw: Gateway, method: str, path: str, key: str | None = None, *, headers
     sent = dict(headers or {})
     if key is not None:
         sent["Authorization"] = f"Bearer {key}"
+    if isinstance(data, bytes) and len(data) > 1024 * 1024:
+        data = io.BytesIO(data)  # aiohttp warns about large raw bytes bodies
 
     async def go() -> Answer:
         async with aiohttp.ClientSession() as session, session.request(
