@@ -212,9 +212,6 @@ def test_a_name_that_resolves_to_a_private_address_is_refused_by_the_fetch(small
     assert error["code"] == "invalid_image_url"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "router/upstream.py open_response posts bodies over 1 MiB as raw bytes: aiohttp's ResourceWarning ('might lock "
-    "the event loop'), an error under the suite's warnings-as-errors, becomes a 500; wrap them in io.BytesIO"))
 def test_a_multi_megabyte_message_within_the_limits_is_served(gateway: Gateway) -> None:
     answer = post(gateway, hello(messages=[{"role": "user", "content": "word " * 600_000}]))
     assert answer.status == 200, answer.text[:300]
