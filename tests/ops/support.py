@@ -59,7 +59,8 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict[str, st
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        with exc:  # holds the connection until closed
+            return exc.code, dict(exc.headers), exc.read()
 
 
 class Simulators:
