@@ -4,6 +4,7 @@ provider's pooled session and turn transport failures into `UpstreamError`s."""
 from __future__ import annotations
 
 import asyncio
+import io
 
 import aiohttp
 
@@ -11,6 +12,7 @@ from providers.base import Adapter, ApiRequest, UpstreamCall, UpstreamError
 
 MAX_ERROR_BODY = 64 * 1024
 MAX_RESPONSE_BODY = 64 * 1024 * 1024  # an upstream answer larger than this is not trusted
+LARGE_BODY = 1024 * 1024  # request bodies above this are streamed from a buffer
 
 
 def _form(call: UpstreamCall, request: ApiRequest) -> aiohttp.FormData:
@@ -34,15 +36,17 @@ def transport_error(exc: BaseException) -> UpstreamError:
 async def open_response(session: aiohttp.ClientSession, call: UpstreamCall, request: ApiRequest,
                         adapter: Adapter, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
     """POST the call; return the open 2xx response, or raise the normalised error."""
-    data = _form(call, request) if call.multipart else call.body
+    data: aiohttp.FormData | bytes | io.BytesIO | None = _form(call, request) if call.multipart else call.body
+    if isinstance(data, bytes) and len(data) > LARGE_BODY:
+        data = io.BytesIO(data)  # aiohttp writes large raw bytes in one blocking go (and warns)
     try:
         response = await session.post(call.url, data=data, headers=call.headers, timeout=timeout)
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise transport_error(exc) from None
     if response.status >= 400 or response.status < 200:
         try:
             body = await _read_capped(response, MAX_ERROR_BODY)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             body = b""
         finally:
             response.release()
@@ -73,7 +77,7 @@ async def read_body(response: aiohttp.ClientResponse) -> bytes:
         if len(body) > MAX_RESPONSE_BODY:
             raise too_large
         return body
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise transport_error(exc) from None
     finally:
         response.release()
