@@ -23,7 +23,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError, NoScriptError, RedisError
+from redis.exceptions import MaxConnectionsError, NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from router.config import StateConfig
@@ -31,7 +31,7 @@ from router.config import StateConfig
 log = logging.getLogger("llm_router")
 
 # What a failed Redis operation can raise (OSError: refused connections, resets).
-STATE_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+STATE_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError, TimeoutError)
 TIMEOUT_STRIKES = 3  # timeouts in a row that open the breaker
 PROBE_INTERVAL_UP = 2.0  # seconds between health checks while Redis answers
 PROBE_INTERVAL_DOWN = 0.25  # ... and while it does not: recovery is noticed within this
@@ -127,6 +127,9 @@ class RedisState:
             return False
         self._strikes = 0
         if not self.up:
+            if isinstance(self.client, redis.Redis):
+                # Idle connections from before the outage are dead: drop them rather than fail on each once.
+                await self.client.connection_pool.disconnect(inuse_connections=False)
             log.info("shared state (Redis) reachable", extra={"fields": {"cluster": self.config.cluster}})
             self._set(True)
         return True

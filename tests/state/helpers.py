@@ -80,10 +80,13 @@ class RedisServer:
         return self
 
     def ping(self) -> bool:
+        client = redis.Redis(port=self.port, socket_timeout=0.2)
         try:
-            return bool(redis.Redis(port=self.port, socket_timeout=0.2).ping())
+            return bool(client.ping())
         except (redis.RedisError, OSError):
             return False
+        finally:
+            client.close()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -144,3 +144,15 @@ def test_spool_survives_concurrent_writers_and_replays(tmp_path: Path) -> None:
             replayed.extend(r.request_id for r in records or [])
     assert sorted(replayed) == sorted(written) and len(written) == 150
     assert not spool.pending()
+
+
+def test_a_spool_left_by_an_earlier_process_is_replayed_at_start(prefix: str, tmp_path: Path) -> None:
+    from router.spool import Spool
+
+    spool = tmp_path / "spool.jsonl"
+    Spool(spool).append([UsageRecord(f"left-{i}", today(), "team-a", "gpt-4o", "azure", 7, 3, i == 0)
+                         for i in range(4)])
+    with Gateway(state_table(SHARED_REDIS, prefix, spool)) as gw:
+        totals = wait_for_usage(gw.url(""), ADMIN_KEY, 4)
+    assert totals == {"requests": 4, "prompt_tokens": 28, "completion_tokens": 12, "total_tokens": 40, "errors": 1}
+    assert not list(tmp_path.glob("spool.jsonl*"))
