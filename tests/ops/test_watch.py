@@ -18,7 +18,7 @@ from router.admin import CONFIG_PATH
 from router.api import GATEWAY
 from router.watch import FileWatcher, fingerprint, reload_after_change
 from tests.harness import Gateway, table_dict
-from tests.ops.support import Simulators, delta, free_port, http, scrape, serve_process
+from tests.ops.support import Simulators, delta, free_port, http, scrape, serve_process, value
 
 POLL = 0.05
 
@@ -174,3 +174,9 @@ def test_a_post_reload_reaches_every_worker(tmp_path: Path) -> None:
             reloads = [orjson.loads(line) for line in log.read_text().splitlines() if "route table reloaded" in line]
             assert sorted(r["trigger"] for r in reloads) == ["api", "signal"]
             assert all(_serves(port, "m2") for _ in range(10))
+            # Both workers serve the new version: the replaced one is no longer shown.
+            versions = [dict(labels)["version"] for name, labels in scrape(f"http://127.0.0.1:{port}/metrics")
+                        if name == "llm_router_config_info"]
+            assert versions == [reloads[0]["version"]]
+            assert value(scrape(f"http://127.0.0.1:{port}/metrics"), "llm_router_config_reloads_total",
+                         result="success") == 2
