@@ -16,6 +16,7 @@ key and model; the tag spreads them over a cluster), the seen markers
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from typing import Any
@@ -65,14 +66,20 @@ class RedisMeter:
         task.add_done_callback(self._replays.discard)
 
     def record(self, record: UsageRecord) -> None:
-        """Never waits: queue it, or spool it when the queue is full or the meter closed."""
+        """Never waits on Redis: queue it, or spool it when the queue is full or the meter closed."""
         if self._closed:
-            self.spool.append([record])
+            self._spool_now([record])
             return
         try:
             self._queue.put_nowait(record)
         except asyncio.QueueFull:
-            self.spool.append([record])
+            self._spool_now([record])
+
+    def _spool_now(self, records: list[UsageRecord]) -> None:
+        try:
+            self.spool.append(records)
+        except OSError as exc:
+            _log_unspooled(records, exc)
 
     async def _drain(self) -> None:
         while True:
@@ -101,7 +108,10 @@ class RedisMeter:
                 return
             except STATE_ERRORS as exc:
                 self.state.failed(exc)
-        await asyncio.to_thread(self.spool.append, batch)
+        try:
+            await asyncio.to_thread(self.spool.append, batch)
+        except OSError as exc:
+            _log_unspooled(batch, exc)
 
     async def write(self, batch: list[UsageRecord]) -> None:
         """One pipelined round trip for the whole batch; safe to repeat."""
@@ -148,8 +158,7 @@ class RedisMeter:
         except TimeoutError:
             self._drainer.cancel()
             await asyncio.gather(self._drainer, return_exceptions=True)
-            left = [r for r in self._in_hand + self._take_queued() if r is not None]
-            self.spool.append(left)
+            self._spool_now([r for r in self._in_hand + self._take_queued() if r is not None])
         self._closed = True
         await asyncio.gather(*list(self._replays), return_exceptions=True)
 
@@ -197,3 +206,9 @@ class RedisMeter:
 def _days(start: str, end: str) -> list[str]:
     first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
     return [(first + dt.timedelta(days=n)).isoformat() for n in range(max(0, (last - first).days) + 1)]
+
+
+def _log_unspooled(records: list[UsageRecord], exc: OSError) -> None:
+    """Neither Redis nor the spool took them: the log is the last place they can be recovered from."""
+    log.error("usage could not be spooled; the records are in this log line",
+              extra={"fields": {"error": str(exc)[:200], "records": [dataclasses.asdict(r) for r in records]}})

@@ -61,3 +61,15 @@ def test_recovers_when_redis_comes_up(tmp_path: Path) -> None:
             wait_until(lambda: get_json(gw.url("/admin/usage"), ADMIN_KEY)[1]["data"] != [], 5)
             raw = gw.client().chat.completions.with_raw_response.create(**chat_body())
             assert raw.headers["x-ratelimit-limit-requests"] == "100"
+
+
+def test_usage_that_neither_redis_nor_the_spool_takes_is_logged_whole(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "not-a-dir").write_text("")
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    with Gateway(state_table(dead, "llmr-outage:", tmp_path / "not-a-dir" / "spool.jsonl")) as gw:
+        gw.client().chat.completions.create(**chat_body())
+        wait_until(lambda: any("could not be spooled" in r.getMessage() for r in caplog.records), 5)
+    logged = next(r for r in caplog.records if "could not be spooled" in r.getMessage())
+    [record] = logged.fields["records"]  # type: ignore[attr-defined]
+    assert record["key"] == "team-a" and record["model"] == "gpt-4o-mini" and record["prompt_tokens"] > 0
