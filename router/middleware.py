@@ -24,6 +24,7 @@ access_log = logging.getLogger("llm_router.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer
+DEBUG_CONTENT_BYTES = 65536  # per body, with logging.debug_content
 UNKNOWN_MODEL = "unknown"  # the model label of requests for ids the table does not have
 
 
@@ -42,6 +43,7 @@ class Exchange:
     ttft: float | None = None
     trace: Trace = field(default_factory=Trace)
     gateway_seconds: float | None = None  # overhead, when the handler measured it
+    content: dict[str, str] | None = None  # bodies, only when logging.debug_content is set
 
 
 EXCHANGE = web.RequestKey("exchange", Exchange)
@@ -109,6 +111,8 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
             response.headers["x-request-id"] = exchange.request_id
         if not exchange.status:
             exchange.status = response.status
+        if exchange.endpoint and runtime is not None and runtime.table.logging.debug_content:
+            exchange.content = await _content(request, response)
         return response
     finally:
         metrics.INFLIGHT.dec()
@@ -118,6 +122,15 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
             exchange.status = CLIENT_CLOSED
         if exchange.endpoint:
             _observe(exchange, request.method, runtime)
+
+
+async def _content(request: web.Request, response: web.StreamResponse) -> dict[str, str]:
+    """The request's and a whole answer's bodies, for `logging.debug_content` only
+    (a stream's text was written as it came and is not kept)."""
+    content = {"request_body": (await request.read())[:DEBUG_CONTENT_BYTES].decode(errors="replace")}
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        content["response_body"] = response.body[:DEBUG_CONTENT_BYTES].decode(errors="replace")
+    return content
 
 
 def _observe(ex: Exchange, method: str, runtime: Runtime | None) -> None:
@@ -137,7 +150,8 @@ def _observe(ex: Exchange, method: str, runtime: Runtime | None) -> None:
         metrics.TOKENS.labels(model, ex.key_name, "prompt").inc(ex.usage.prompt_tokens)
         metrics.TOKENS.labels(model, ex.key_name, "completion").inc(ex.usage.completion_tokens)
     if access_log.isEnabledFor(logging.INFO):
-        # Names, numbers and ids only: never a key, a prompt or a completion.
+        # Names, numbers and ids only: never a key, a prompt or a completion, unless
+        # `logging.debug_content` asked for the bodies (ex.content).
         access_log.info("request", extra={"fields": {
             "request_id": ex.request_id, "method": method, "key": ex.key_name, "endpoint": ex.endpoint,
             "model": ex.model, "provider": ex.trace.provider, "target": ex.trace.target_model, "status": ex.status,
@@ -148,4 +162,5 @@ def _observe(ex: Exchange, method: str, runtime: Runtime | None) -> None:
             "ttft_ms": round(ex.ttft * 1000, 2) if ex.ttft is not None else None,
             "duration_ms": round(duration * 1000, 2),
             "overhead_ms": round(overhead * 1000, 3),
+            **(ex.content or {}),
         }})

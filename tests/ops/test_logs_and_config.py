@@ -121,3 +121,15 @@ def test_redaction_covers_redis_passwords_url_credentials_and_key_digests() -> N
                    UPSTREAM_SECRET]:
         assert secret not in shown, secret
     assert "http://svc-user:[REDACTED]@llama.internal:8000/v1" in shown
+
+
+def test_debug_content_logs_the_bodies_and_still_no_key(log_lines: io.StringIO) -> None:
+    with Gateway(table_dict(logging={"debug_content": True})) as gw:
+        reply = gw.client().chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}],
+            extra_headers={"x-request-id": "debug-req-1"})
+    line = next(e for e in _entries(log_lines) if e.get("request_id") == "debug-req-1" and e["message"] == "request")
+    assert PROMPT in line["request_body"]
+    assert reply.choices[0].message.content and reply.choices[0].message.content in line["response_body"]
+    for secret in SECRETS:
+        assert secret not in log_lines.getvalue()
