@@ -148,8 +148,10 @@ class RedisMeter:
 
     async def close(self) -> None:
         """Flush the queue to Redis (or the spool) and stop; later records go to the spool."""
-        if self._drainer is None or self._closed:
-            self._closed = True
+        if self._closed:
+            return
+        self._closed = True  # from now on record() spools: nothing can land behind the stop mark
+        if self._drainer is None:
             return
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
@@ -159,7 +161,6 @@ class RedisMeter:
             self._drainer.cancel()
             await asyncio.gather(self._drainer, return_exceptions=True)
             self._spool_now([r for r in self._in_hand + self._take_queued() if r is not None])
-        self._closed = True
         await asyncio.gather(*list(self._replays), return_exceptions=True)
 
     def _take_queued(self) -> list[UsageRecord | None]:
