@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 import aiohttp
 import redis.asyncio
@@ -74,6 +73,7 @@ class _RetiredPool:
     session: aiohttp.ClientSession
     config: ProviderConfig
     generation: int
+    backstop: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -115,7 +115,8 @@ class Gateway:
                 and self._session_configs[name].max_concurrency == provider.max_concurrency):
             return current
         for pool in self._retired:  # a request still running on a replaced table
-            if pool.name == name and not pool.session.closed and pool.config.max_concurrency == provider.max_concurrency:
+            if (pool.name == name and not pool.session.closed
+                    and pool.config.max_concurrency == provider.max_concurrency):
                 return pool.session
         session = _session_for(provider)
         serving = self.runtime.table.providers.get(name)
@@ -147,33 +148,28 @@ class Gateway:
     def _retire(self, name: str, session: aiohttp.ClientSession, config: ProviderConfig) -> None:
         """Close a replaced pool once the requests that may use it have ended; as a backstop,
         after the provider's total timeout whatever happens."""
-        self._retired.append(_RetiredPool(name, session, config, self._generation))
-
-        async def close_later() -> None:
-            await asyncio.sleep(config.timeouts.total)
-            await session.close()
-
-        self._spawn(close_later())
+        pool = _RetiredPool(name, session, config, self._generation)
+        pool.backstop = asyncio.get_running_loop().call_later(config.timeouts.total, self._close_pool, pool)
+        self._retired.append(pool)
 
     def _close_unused_pools(self) -> None:
         oldest = min(self._inflight, default=self._generation)
-        unused = [pool for pool in self._retired if oldest >= pool.generation]
-        self._retired = [pool for pool in self._retired if oldest < pool.generation]
-        for pool in unused:
-            log.info("closing the connection pool of a replaced provider", extra={"fields": {"provider": pool.name}})
-            self._spawn(pool.session.close())
+        for pool in [pool for pool in self._retired if oldest >= pool.generation]:
+            self._close_pool(pool)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
+    def _close_pool(self, pool: _RetiredPool) -> None:
+        if pool.backstop is not None:
+            pool.backstop.cancel()
+        self._retired = [other for other in self._retired if other is not pool]
+        log.info("closing the connection pool of a replaced provider", extra={"fields": {"provider": pool.name}})
+        task = asyncio.get_running_loop().create_task(pool.session.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
-        for task in list(self._closing):
-            task.cancel()
-        for pool in self._retired:
-            await pool.session.close()
-        self._retired.clear()
+        for pool in list(self._retired):
+            self._close_pool(pool)
+        await asyncio.gather(*self._closing)
         for session in self.sessions.values():
             await session.close()
         self.sessions.clear()
