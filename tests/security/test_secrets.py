@@ -110,7 +110,8 @@ def client_errors(gw: Gateway, table_file: Path) -> list[Answer]:
         chat(gw, "no-such-model"), chat(gw, "claude-3-5-sonnet", KEY_B),
         call(gw, "POST", "/v2/chat/completions", KEY_A, data=b'{"model": "gpt-4o", "mess',
              headers={"Content-Type": "application/json"}),
-        call(gw, "POST", "/v2/chat/completions", KEY_A, data=b"x" * 200_000, headers={"Content-Type": "application/json"}),
+        call(gw, "POST", "/v2/chat/completions", KEY_A, data=b"x" * 200_000,
+             headers={"Content-Type": "application/json"}),
         chat(gw, "gemini-1.5-pro", messages=[{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "https://169.254.169.254/latest/meta-data/"}}]}]),
         call(gw, "GET", "/v2/chat/completions", KEY_A), call(gw, "GET", "/nowhere", KEY_A),
