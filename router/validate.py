@@ -25,6 +25,9 @@ INT64 = (-(2**63), 2**63 - 1)
 UINT64_MAX = 2**64 - 1
 MAX_STOP_SEQUENCES = 4  # OpenAI's own limit
 MAX_EMBEDDING_INPUTS = 2048  # OpenAI's own limit
+# https image URLs per request: each may be fetched (Gemini), so this bounds what one request makes the gateway
+# download (x max_image_bytes); Gemini takes at most 20 MB of inline data per request anyway.
+MAX_IMAGE_URLS = 16
 MAX_EMBEDDING_DIMENSIONS = 65536  # far above any model's (OpenAI's largest: 3072); bounds what upstreams allocate
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # tool, function and json_schema names
 # Transcription form fields are forwarded to the upstream: only plain names (`timestamp_granularities[]`).
@@ -195,6 +198,9 @@ def chat(body: JSON, limits: RequestLimits) -> list[str]:
     image_urls: list[str] = []
     for i, message in enumerate(messages):
         _message(message, f"messages[{i}]", limits, image_urls)
+    if len(image_urls) > MAX_IMAGE_URLS:
+        raise bad("messages", f"Too many image URLs: {len(image_urls)} is over the limit of {MAX_IMAGE_URLS} per "
+                              "request; send more images as data: URIs.")
     _tools(body, limits)
     _tool_choice(body.get("tool_choice"))
     _response_format(body.get("response_format"))

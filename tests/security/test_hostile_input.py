@@ -143,6 +143,9 @@ LIMIT_CASES: dict[str, tuple[dict[str, Any], int, str]] = {
     "JSON depth": (hello(metadata=deep(20)), 400, "max_json_depth"),
     "image size": (hello(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {
         "url": "data:image/png;base64," + base64.b64encode(b"\0" * 2048).decode()}}]}]), 400, "max_image_bytes"),
+    "image URLs": (hello(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": f"https://images.example.com/{i}.png"}} for i in range(4)]}] * 5),
+        400, "Too many image URLs"),
     "body size": (hello(messages=[{"role": "user", "content": "x" * 400_000}]), 413, "max_body_bytes"),
 }
 
