@@ -5,6 +5,7 @@ and the running table stays; a same-size edit within the same second counts too.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -156,13 +157,13 @@ def test_serve_with_two_workers_and_watch_reloads_each_worker_on_a_configmap_swa
             assert all(_serves(port, "m2") for _ in range(10))  # new connections: both workers
 
 
-def test_a_post_reload_reaches_every_worker(tmp_path: Path) -> None:
+def test_a_post_reload_and_a_sighup_reach_every_worker(tmp_path: Path) -> None:
     with Simulators({"openai-compatible"}) as sims:
         url = sims.urls["openai-compatible"]
         config = tmp_path / "routes.yaml"
         config.write_text(_routes(url).replace("keys:", "admin: {key: sk-watch-admin}\nkeys:"), encoding="utf-8")
         port, log = free_port(), tmp_path / "serve.log"
-        with serve_process(config, port, "--workers", "2", log_path=log):
+        with serve_process(config, port, "--workers", "2", log_path=log) as server:
             _until(lambda: log.read_text().count('"message":"serving"') == 2, 20)
             config.write_text(_routes(url, "m2").replace("keys:", "admin: {key: sk-watch-admin}\nkeys:"),
                               encoding="utf-8")
@@ -180,3 +181,13 @@ def test_a_post_reload_reaches_every_worker(tmp_path: Path) -> None:
             assert versions == [reloads[0]["version"]]
             assert value(scrape(f"http://127.0.0.1:{port}/metrics"), "llm_router_config_reloads_total",
                          result="success") == 2
+
+            # SIGHUP to the supervisor reaches both workers too.
+            config.write_text(_routes(url, "m3").replace("keys:", "admin: {key: sk-watch-admin}\nkeys:"),
+                              encoding="utf-8")
+            server.send_signal(signal.SIGHUP)
+            _until(lambda: log.read_text().count('"message":"route table reloaded"') == 4, 10)
+            reloads = [orjson.loads(line) for line in log.read_text().splitlines() if "route table reloaded" in line]
+            assert [r["trigger"] for r in reloads[2:]] == ["signal", "signal"]
+            assert len({r["pid"] for r in reloads[2:]}) == 2
+            assert all(_serves(port, "m3") for _ in range(10))
