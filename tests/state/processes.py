@@ -51,7 +51,10 @@ def write_routes(tmp: Path, simulator_url: str, redis_url: str, prefix: str, rpm
     table: dict[str, Any] = {
         "server": {"shutdown_grace": 15},
         "state": {"redis_url": redis_url, "key_prefix": prefix, "spool_path": str(tmp / "spool.jsonl"),
-                  "socket_timeout": 0.25},  # the default
+                  # Generous: on a loaded test machine (two cores for three gateways, a simulator, the
+                  # load and Redis) a burst delays event loops by more than the default 0.25 s, and timeouts
+                  # would open the breaker and fall back to local limits, which is not what is tested here.
+                  "socket_timeout": 1.0},
         "admin": {"key": ADMIN_KEY},
         "providers": {"sim": {"kind": "openai-compatible", "base_url": simulator_url}},
         "models": {"gpt-4o-mini": {"meta_data": {"max_sequence_length": 128000, "max_output_length": 16384},
