@@ -8,6 +8,8 @@ forwards SIGTERM/SIGINT/SIGHUP to all of them, and turns a worker's SIGUSR1 (sen
 after `POST /admin/reload` succeeded there) into SIGHUP for every worker, so one
 reload reaches them all. It also gives them a fresh Prometheus multiprocess
 directory, marks each worker dead there when it exits, and removes it at the end.
+A worker that dies on its own (not asked to stop) is replaced, unless it died within
+its first seconds, as one that cannot start would die again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -32,6 +35,7 @@ from router.config import ConfigError
 
 log = logging.getLogger("llm_router")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MIN_WORKER_LIFETIME = 5.0  # seconds; a worker that dies sooner is not replaced
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -91,38 +95,64 @@ def run_workers(target: Callable[..., None], args: tuple[Any, ...], workers: int
     # Inherited by the spawned workers, before they import prometheus_client.
     os.environ[MULTIPROC_ENV] = metrics_dir
     os.environ[SUPERVISOR_PID_ENV] = str(os.getpid())
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=target, args=args, name=f"llm-router-worker-{i}") for i in range(workers)]
+    supervisor = _Supervisor(target, args)
 
-    def send_all(signum: int) -> None:
-        for proc in procs:
-            if proc.pid and proc.is_alive():
-                os.kill(proc.pid, signum)
+    def stop(signum: int, _frame: Any) -> None:
+        supervisor.stopping = True
+        supervisor.send_all(signum)
 
-    signal.signal(signal.SIGTERM, lambda signum, _frame: send_all(signum))
-    signal.signal(signal.SIGINT, lambda signum, _frame: send_all(signum))
-    signal.signal(signal.SIGHUP, lambda _signum, _frame: send_all(signal.SIGHUP))
-    signal.signal(signal.SIGUSR1, lambda _signum, _frame: send_all(signal.SIGHUP))
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: supervisor.send_all(signal.SIGHUP))
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: supervisor.send_all(signal.SIGHUP))
     try:
-        for proc in procs:
-            proc.start()
-        return _wait_for(procs, metrics_dir)
+        for _ in range(workers):
+            supervisor.start_one()
+        return supervisor.wait(metrics_dir)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _wait_for(procs: list[Any], metrics_dir: str) -> int:
-    from prometheus_client.multiprocess import mark_process_dead
+class _Supervisor:
+    """The worker processes: started, signalled, replaced when one dies on its own."""
 
-    running = {proc.sentinel: proc for proc in procs}
-    status = 0
-    while running:
-        for sentinel in multiprocessing.connection.wait(list(running)):
-            proc = running.pop(sentinel)
-            proc.join()
-            # Its live gauges (in-flight, flags, version) leave the sums; its counters stay.
-            mark_process_dead(proc.pid, metrics_dir)  # type: ignore[no-untyped-call]
-            if proc.exitcode:
-                status = status or proc.exitcode
-                log.error("worker exited", extra={"fields": {"pid": proc.pid, "exit_code": proc.exitcode}})
-    return status
+    def __init__(self, target: Callable[..., None], args: tuple[Any, ...]) -> None:
+        self.ctx = multiprocessing.get_context("spawn")
+        self.target = target
+        self.args = args
+        self.running: dict[int, tuple[Any, float]] = {}  # sentinel -> (process, started)
+        self.stopping = False
+        self.started = 0
+
+    def start_one(self) -> None:
+        proc = self.ctx.Process(target=self.target, args=self.args, name=f"llm-router-worker-{self.started}")
+        self.started += 1
+        proc.start()
+        self.running[proc.sentinel] = (proc, time.monotonic())
+
+    def send_all(self, signum: int) -> None:
+        for proc, _ in list(self.running.values()):
+            if proc.pid and proc.is_alive():
+                os.kill(proc.pid, signum)
+
+    def wait(self, metrics_dir: str) -> int:
+        from prometheus_client.multiprocess import mark_process_dead
+
+        status = 0
+        while self.running:
+            for sentinel in multiprocessing.connection.wait(list(self.running)):
+                proc, started = self.running.pop(sentinel)  # type: ignore[arg-type]
+                proc.join()
+                # Its live gauges (in-flight, flags, version) leave the sums; its counters stay.
+                mark_process_dead(proc.pid, metrics_dir)  # type: ignore[no-untyped-call]
+                if self.stopping:
+                    status = status or (proc.exitcode or 0)
+                    continue
+                lived = time.monotonic() - started
+                log.error("worker exited", extra={"fields": {"pid": proc.pid, "exit_code": proc.exitcode,
+                                                             "lived_s": round(lived, 1)}})
+                if lived >= MIN_WORKER_LIFETIME:  # a crash at start-up would only crash again
+                    self.start_one()
+                else:
+                    status = status or (proc.exitcode or 1)
+        return status

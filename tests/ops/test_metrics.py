@@ -4,7 +4,10 @@ from a `llm-router serve --workers 2` subprocess, where one scrape covers both."
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,8 @@ import orjson
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from providers.simulators.common import Fault
+from providers.simulators.common import SIMULATOR_STATE, Fault
+from router.server import MIN_WORKER_LIFETIME
 from tests.harness import Gateway, table_dict
 from tests.ops.support import Simulators, delta, free_port, http, scrape, serve_process, value, write_table
 
@@ -154,3 +158,55 @@ def test_two_workers_are_counted_as_one_instance_on_the_metrics_port(tmp_path: P
             assert value(after, "llm_router_inflight_requests") == 0  # summed over the live workers
             assert value(after, "llm_router_config_reloads_total", result="failure") == 0
             assert len([s for s in after if s[0] == "llm_router_config_info"]) == 1
+
+
+def test_a_killed_worker_leaves_the_in_flight_sum_and_is_replaced(tmp_path: Path) -> None:
+    with Simulators({"openai-compatible"}) as sims:
+        state = sims.runners[0].app[SIMULATOR_STATE]
+        config = write_table(tmp_path / "routes.yaml", _routes(sims.urls["openai-compatible"]))
+        port, log = free_port(), tmp_path / "serve.log"
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
+        with serve_process(config, port, "--workers", "2", log_path=log):
+            _wait_for_lines(log, r'"message":"serving"', 2)
+            workers = [int(pid) for pid in re.findall(r'"message":"serving","pid":(\d+)', log.read_text())]
+            time.sleep(MIN_WORKER_LIFETIME)  # a worker dying younger would not be replaced
+            release = state.hold_after_first_chunk = threading.Event()
+            streams = [HeldStream(port) for _ in range(6)]  # a connection each: both workers get some
+            for stream in streams:
+                assert stream.first_chunk.wait(5)
+            assert value(scrape(metrics_url), "llm_router_inflight_requests") == 7  # 6 streams + this scrape
+            os.kill(workers[0], signal.SIGKILL)
+            release.set()
+            for stream in streams:
+                stream.join(10)
+            state.hold_after_first_chunk = None
+            _wait_for_lines(log, r'"message":"worker exited"', 1)
+            _wait_for_lines(log, r'"message":"serving"', 3)  # the replacement
+            # The dead worker's in-flight streams no longer count; only this scrape does.
+            assert value(scrape(metrics_url), "llm_router_inflight_requests") == 1
+            finished = sum(stream.finished for stream in streams)
+            samples = scrape(metrics_url)
+            assert value(samples, "llm_router_requests_total", key="team-a", status="200") == finished
+            assert all(_chat(port, "sk-workers-a")[0] == 200 for _ in range(6))
+
+
+class HeldStream(threading.Thread):
+    """A streamed chat on its own connection; `first_chunk` is set once its first chunk arrived."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.first_chunk = threading.Event()
+        self.finished = False
+        self.start()
+
+    def run(self) -> None:
+        client = openai.OpenAI(api_key="sk-workers-a", base_url=f"http://127.0.0.1:{self.port}/v1", max_retries=0)
+        try:
+            for _ in client.chat.completions.create(model="m1", messages=HELLO, stream=True):
+                self.first_chunk.set()
+            self.finished = True
+        except openai.APIError:
+            self.first_chunk.set()  # its worker was killed under it
+        finally:
+            client.close()
