@@ -105,6 +105,7 @@ class RedisMeter:
         if self.state.available():
             try:
                 await self.write(batch)
+                self.state.succeeded()
                 return
             except STATE_ERRORS as exc:
                 self.state.failed(exc)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from importlib import resources
 from typing import Any
@@ -84,6 +85,7 @@ class RedisState:
         self.up = False
         self._on_change = on_change
         self._strikes = 0  # failures in a row
+        self._last_success = 0.0
         self._listeners: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._probe_task: asyncio.Task[None] | None = None
         self._listener_tasks: set[asyncio.Task[None]] = set()
@@ -97,16 +99,20 @@ class RedisState:
 
     def failed(self, exc: BaseException) -> None:
         """A Redis operation failed. A refused or reset connection opens the breaker at
-        once; a timeout (which a busy event loop can cause on a healthy Redis) only
-        after `TIMEOUT_STRIKES` in a row. The breaker stays open until a probe succeeds."""
+        once; a timeout (which a busy event loop can cause on a healthy Redis) only after
+        `TIMEOUT_STRIKES` in a row and no success for that many socket timeouts. The
+        breaker stays open until a probe succeeds."""
         self._strikes += 1
-        if self.up and (self._strikes >= TIMEOUT_STRIKES or not _is_timeout(exc)):
+        # Timeouts while other operations still succeed are a busy event loop, not a dead Redis.
+        quiet = time.monotonic() - self._last_success > self.config.socket_timeout * TIMEOUT_STRIKES
+        if self.up and (not _is_timeout(exc) or (self._strikes >= TIMEOUT_STRIKES and quiet)):
             log.warning("shared state (Redis) unreachable; degraded until it answers again",
                         extra={"fields": {"error": f"{type(exc).__name__}: {exc}"[:200]}})
             self._set(False)
 
     def succeeded(self) -> None:
         self._strikes = 0
+        self._last_success = time.monotonic()
 
     def _set(self, up: bool) -> None:
         self.up = up
@@ -125,7 +131,7 @@ class RedisState:
         except STATE_ERRORS as exc:
             self.failed(exc)
             return False
-        self._strikes = 0
+        self.succeeded()
         if not self.up:
             if isinstance(self.client, redis.Redis):
                 # Idle connections from before the outage are dead: drop them rather than fail on each once.

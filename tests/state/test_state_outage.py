@@ -3,6 +3,8 @@ the configured policy, and it recovers when Redis answers."""
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
 import openai
@@ -11,7 +13,7 @@ import pytest
 from router import metrics
 from router.api import GATEWAY
 from tests.harness import ADMIN_KEY, KEY_A, KEY_B, Gateway
-from tests.state.helpers import RedisServer, chat_body, free_port, get_json, state_table, wait_until
+from tests.state.helpers import RedisServer, chat_body, free_port, get_json, state_table, wait_for_usage, wait_until
 
 
 def _degraded() -> float:
@@ -73,3 +75,29 @@ def test_usage_that_neither_redis_nor_the_spool_takes_is_logged_whole(
     logged = next(r for r in caplog.records if "could not be spooled" in r.getMessage())
     [record] = logged.fields["records"]  # type: ignore[attr-defined]
     assert record["key"] == "team-a" and record["model"] == "gpt-4o-mini" and record["prompt_tokens"] > 0
+
+
+def test_a_hung_redis_delays_no_request_beyond_its_timeout(own_redis: RedisServer, tmp_path: Path) -> None:
+    table = state_table(own_redis.url, "llmr-hung:", tmp_path / "spool.jsonl", key_limits={"rpm": 1000})
+    assert own_redis.proc is not None
+    with Gateway(table) as gw:
+        assert gw.app is not None
+        gateway = gw.app[GATEWAY]
+        gw.client().chat.completions.create(**chat_body())
+        own_redis.proc.send_signal(signal.SIGSTOP)  # alive to TCP, silent to every command
+        try:
+            slowest = 0.0
+            for _ in range(8):
+                started = time.monotonic()
+                gw.client().chat.completions.create(**chat_body())  # fail_open: served all the same
+                slowest = max(slowest, time.monotonic() - started)
+            assert slowest < 0.2 * 4 + 0.5  # table's socket timeout 0.2 s, the admit bounded by four
+            wait_until(lambda: not gateway.redis_ready, 5)
+            assert _degraded() == 1
+            started = time.monotonic()
+            gw.client().chat.completions.create(**chat_body())
+            assert time.monotonic() - started < 0.15  # breaker open: Redis is not even tried
+        finally:
+            own_redis.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: gateway.redis_ready, 5)
+        assert wait_for_usage(gw.url(""), ADMIN_KEY, 10)["requests"] == 10
