@@ -9,6 +9,8 @@ also checks every address the name resolves to (router/fetch.py).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import socket
 from urllib.parse import urlsplit
@@ -68,8 +70,12 @@ def check_image_url(url: str, param: str, max_image_bytes: int) -> bool:
             raise refused(param, f"'{media_type or 'no media type'}' is not an image type")
         if len(data) * 3 // 4 > max_image_bytes:
             raise refused(param, f"the image is larger than the limit of {max_image_bytes} bytes (max_image_bytes)")
+        try:
+            base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise refused(param, "the data URI is not valid base64") from None
         return False
-    if any(c in url for c in "\\\t\r\n ") or any(ord(c) < 32 for c in url):
+    if any(c == "\\" or c == "\ufeff" or c.isspace() or ord(c) < 32 for c in url):  # as `[^\s\\]` in the document
         raise refused(param, "the URL contains characters that are not allowed")
     try:
         parts = urlsplit(url)

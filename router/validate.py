@@ -225,7 +225,7 @@ def _message(message: Any, path: str, limits: RequestLimits, image_urls: list[st
     if role == "assistant":
         _string(message, "refusal", prefix)
         calls = _tool_calls(message.get("tool_calls"), f"{path}.tool_calls")
-        if content is None and (calls or message.get("function_call")):
+        if content is None and (calls or isinstance(message.get("function_call"), dict)):
             return
     if content is None:
         if role == "assistant":
@@ -352,7 +352,8 @@ def completions(body: JSON) -> None:
     prompt = body.get("prompt")
     if prompt is None:
         raise bad("prompt", "Missing required parameter: 'prompt'.")
-    if not _is_text_or_tokens(prompt):
+    body["prompt"] = _text_or_tokens(prompt)
+    if body["prompt"] is None:
         raise bad("prompt", "Invalid type for 'prompt': expected a string, an array of strings, an array of "
                             "token ids or an array of token id arrays.")
     _sampling(body)
@@ -366,7 +367,8 @@ def embeddings(body: JSON) -> None:
     data = body.get("input")
     if data is None:
         raise bad("input", "Missing required parameter: 'input'.")
-    if not _is_text_or_tokens(data) or data == "":
+    data = body["input"] = _text_or_tokens(data)
+    if data is None or data == "":
         raise bad("input", "Invalid 'input': expected a non-empty string, array of strings, array of token ids "
                            "or array of token id arrays.")
     if isinstance(data, list) and len(data) > MAX_EMBEDDING_INPUTS and not isinstance(data[0], int):
@@ -400,23 +402,28 @@ def transcription(fields: JSON) -> None:
                       "invalid_value")
 
 
-def _is_token(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= UINT64_MAX
+def _token(value: Any) -> int | None:
+    """A token id (a whole decimal counts, as for every integer), or None."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= UINT64_MAX:
+        return value
+    return None
 
 
-def _is_text_or_tokens(value: Any) -> bool:
+def _text_or_tokens(value: Any) -> Any:
+    """`value` as a prompt/input (token ids as integers), or None when it is not one."""
     if isinstance(value, str):
-        return True
+        return value
     if not isinstance(value, list) or not value:
-        return False
-    first = value[0]
-    if isinstance(first, str):
-        return all(isinstance(v, str) for v in value)
-    if isinstance(first, int) and not isinstance(first, bool):
-        return all(_is_token(v) for v in value)
-    if isinstance(first, list):
-        return all(isinstance(v, list) and v and all(_is_token(t) for t in v) for v in value)
-    return False
+        return None
+    if all(isinstance(v, str) for v in value):
+        return value
+    if all(isinstance(v, list) and v for v in value):
+        arrays = [[_token(t) for t in v] for v in value]
+        return None if any(t is None for a in arrays for t in a) else arrays
+    tokens = [_token(v) for v in value]
+    return None if any(t is None for t in tokens) else tokens
 
 
 VALIDATORS: Mapping[Operation, Callable[[JSON], None]] = {

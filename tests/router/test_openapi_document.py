@@ -342,6 +342,10 @@ INVALID_REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
     "an empty content array": ("ChatCompletionRequest", chat(messages=[{"role": "user", "content": []}])),
     "an image part in a system message": ("ChatCompletionRequest", chat(messages=[{"role": "system", "content": [
         {"type": "image_url", "image_url": {"url": IMAGE_URL}}]}])),
+    "a data: URI that is not valid base64": ("ChatCompletionRequest", vision_request(
+        "llava-v1.6-34b", "data:image/png;base64,AAA", 9)),
+    "an image URL with a control character": ("ChatCompletionRequest", vision_request(
+        "llava-v1.6-34b", "https://example.com/a\x01.png", 9)),
     "a transcription form field with a non-ASCII name": ("TranscriptionRequest", {
         "model": "whisper-large-v3", "file": "x", "größe": "1"}),
 }
