@@ -83,7 +83,17 @@ class RedisLimiter:
         self._settle = LuaScript("settle.lua")
         self._settling: set[asyncio.Task[None]] = set()
         self._unsettled: deque[tuple[str, list[Scope], int]] = deque(maxlen=MAX_UNSETTLED)
+        state.on_recovery(self.load_scripts)
         state.on_recovery(self.replay_unsettled)
+
+    async def load_scripts(self) -> None:
+        """Redis (back) up: cache the scripts now, so that admissions find them by SHA."""
+        try:
+            for script in (self._admit, self._settle):
+                await self.state.client.script_load(script.source)
+        except STATE_ERRORS as exc:
+            log.warning("could not preload the limit scripts; EVAL loads them on first use",
+                        extra={"fields": {"error": str(exc)[:200]}})
 
     async def admit(self, caller: KeyConfig, model: ModelConfig, tokens: int) -> Admission:
         scopes = scopes_for(caller, model)

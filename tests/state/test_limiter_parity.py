@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import MappingProxyType
 
 import pytest
@@ -11,7 +12,7 @@ from router.errors import GatewayError
 from router.limits import Admission, Limiter, LocalLimiter
 from router.redis_limits import RedisLimiter
 from router.state import RedisState
-from tests.state.helpers import SHARED_REDIS
+from tests.state.helpers import SHARED_REDIS, RedisServer
 
 CALLER = KeyConfig("team-a", b"", None, Limits(rpm=5, tpm=1000),
                    MappingProxyType({"m": Limits(concurrency=2)}))
@@ -91,3 +92,17 @@ async def test_local_fallback_divides_every_limit(divisor: int, admitted: int) -
         except GatewayError:
             pass
     assert ok == admitted
+
+
+async def test_scripts_are_cached_when_redis_comes_up(own_redis: RedisServer) -> None:
+    state = RedisState(StateConfig(redis_url=Secret(own_redis.url), key_prefix="llmr-scripts:"))
+    limiter = RedisLimiter(state, FailurePolicy.FAIL_CLOSED, 1)
+    shas = (limiter._admit.sha, limiter._settle.sha)
+    try:
+        assert await state.client.script_exists(*shas) == [False, False]
+        await state.start()  # the first probe succeeds: the recovery listeners run
+        async with asyncio.timeout(2):
+            while await state.client.script_exists(*shas) != [True, True]:
+                await asyncio.sleep(0.01)
+    finally:
+        await state.close()
