@@ -4,6 +4,7 @@ limit it hit, and the gateway keeps serving a well-behaved client meanwhile."""
 from __future__ import annotations
 
 import base64
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -156,14 +157,33 @@ def test_each_limit_is_enforced_and_named(small: Gateway, name: str) -> None:
     assert_refused(post(small, body), status, limit)
 
 
+def test_a_compressed_body_is_limited_by_its_decompressed_size(small: Gateway) -> None:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip
+    bomb = packer.compress(orjson.dumps(hello(messages=[{"role": "user", "content": "a" * 4_000_000}]))) + \
+        packer.flush()
+    assert len(bomb) < LIMITS["max_body_bytes"] // 10
+    answer = post(small, bomb, headers={"Content-Encoding": "gzip"})
+    assert_refused(answer, 413, "max_body_bytes")
+
+
 def test_deep_nesting_far_past_the_limit_is_a_400_not_a_crash(small: Gateway) -> None:
     raw = b'{"model": "Llama-3.1-70B-Instruct", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     assert_refused(post(small, raw), 400)
 
 
-def test_an_oversized_header_is_refused(small: Gateway) -> None:
-    answer = post(small, hello(), headers={"X-Padding": "p" * 4096})
-    assert answer.status in (400, 431), answer.text
+@pytest.mark.parametrize("headers", [{"X-Padding": "p" * 4096}, {f"X-Many-{i}": "x" for i in range(200)}],
+                         ids=["one long header", "too many headers"])
+def test_oversized_headers_are_refused_and_the_gateway_serves_on(small: Gateway, headers: dict[str, str]) -> None:
+    assert post(small, hello(), headers=headers).status == 400
+    assert post(small, hello()).status == 200
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "aiohttp's HTTP parser answers an oversized header itself, in text/plain, before any middleware runs; an "
+    "OpenAI-shaped answer naming max_header_bytes needs a custom RequestHandler error page (router/app.py or "
+    "router/server.py)"))
+def test_an_oversized_header_is_answered_in_openai_shape_naming_the_limit(small: Gateway) -> None:
+    assert_refused(post(small, hello(), headers={"X-Padding": "p" * 4096}), 400, "max_header_bytes")
 
 
 def test_a_file_over_the_limit_is_413_and_malformed_forms_are_400(small: Gateway) -> None:
