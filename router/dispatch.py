@@ -20,7 +20,6 @@ import dataclasses
 import logging
 import random
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -101,26 +100,14 @@ def target_key(target: TargetConfig) -> str:
     return f"{target.provider}:{target.model}"
 
 
-_GUARDS: dict[int, Guards] = {}  # per Gateway (by id, dropped with it)
-
-
 def guards_of(gw: Gateway) -> Guards:
     """The gateway's cooldowns and gates, made at its first request: by then the app
     has connected the gateway's shared Redis client (`Gateway.redis`), if one is configured."""
-    guards = _GUARDS.get(id(gw))
-    if guards is None:
+    if gw.guards is None:
         state = gw.runtime.table.state
-        client = gw.redis  # the app connects it at startup when state.redis_url is configured
-        gateway = weakref.ref(gw)  # no strong reference from here: the entry goes with the gateway
-
-        def redis_ready() -> bool:
-            current = gateway()
-            return current is not None and current.redis_ready
-
-        store = cooldown_store(client, state.key_prefix, state.socket_timeout, redis_ready)
-        guards = _GUARDS[id(gw)] = Guards(store, Gates())
-        weakref.finalize(gw, _GUARDS.pop, id(gw), None)
-    return guards
+        store = cooldown_store(gw.redis, state.key_prefix, state.socket_timeout, lambda: gw.redis_ready)
+        gw.guards = Guards(store, Gates())
+    return gw.guards
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from providers.base import Adapter
 from providers.registry import adapter_factory
 from router import metrics
 from router.config import ModelConfig, ProviderConfig, RouteTable
+from router.cooldown import Guards
 from router.fetch import ImageFetcher
 from router.limits import Limiter, LocalLimiter
 from router.metering import LocalMeter, Meter
@@ -85,6 +86,7 @@ class Gateway:
     fetcher: ImageFetcher | None = None
     redis_ready: bool = True  # False while a configured Redis is unreachable
     redis: redis.asyncio.Redis | RedisCluster | None = None  # the one shared-state client (None: in-process)
+    guards: Guards | None = None  # cooldowns and concurrency gates (router/dispatch.py makes them)
     _session_configs: dict[str, ProviderConfig] = field(default_factory=dict)
     _closing: set[asyncio.Task[None]] = field(default_factory=set)
     # Each swap starts a generation; requests in flight are counted per generation they

@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from providers.simulators.common import Fault, SimulatorState
-from router import dispatch, metrics
+from router import metrics
 from router.api import GATEWAY
 from router.config import replace_providers
 from router.metering import today
@@ -60,7 +60,7 @@ def gw() -> Iterator[Gateway]:
 @pytest.fixture(autouse=True)
 def clean_slate(gw: Gateway) -> Iterator[None]:
     """Each test starts with no cooldowns (they are the gateway's memory of earlier failures)."""
-    dispatch._GUARDS.pop(id(gw.app[GATEWAY]), None)  # type: ignore[index]
+    gw.app[GATEWAY].guards = None  # type: ignore[index]
     yield
     for kind in ("openai", "anthropic"):
         gw.sim(kind).faults.clear()
