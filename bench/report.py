@@ -291,4 +291,5 @@ def write(out: dict[str, Any], path: Path, work: Path) -> None:
             if target in ("floor", "llm-router") and "command" in row:
                 lines.append(f"  - {name}: `{row['command']}`")
     lines += ["", "Raw numbers: bench/.work/results.json (not committed)."]
-    path.write_text("\n".join(lines) + "\n")
+    # paths relative to the repository: the commands read the same from any clone
+    path.write_text("\n".join(lines).replace(str(BENCH.parent) + "/", "") + "\n")

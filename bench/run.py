@@ -76,7 +76,7 @@ def run_target(target: Target, scenarios: list[Scenario], args: argparse.Namespa
                 print(f"  {target.name}: NOT AVAILABLE: {started.splitlines()[0][:300]}", flush=True)
                 return
             gateway = started
-            entry["command"] = " ".join(spec.argv) if not isinstance(spec, str) else ""
+            entry["command"] = " ".join(gateway.popen.args)  # type: ignore[arg-type]
             time.sleep(1.0)  # let start-up work settle before reading idle memory
             entry["rss_idle_mb"] = procs.rss_mb(gateway.pid)
             entry["pss_idle_mb"] = procs.pss_mb(gateway.pid)
@@ -131,7 +131,7 @@ def workers_test(args: argparse.Namespace, cfg: measure.Settings, ports: dict[st
             row = measure.measure(ep, s, started, cfg, f"llm-router-w{workers}")
             row["cores"] = cores
             row["processes"] = len(procs.tree(started.pid))
-            row["command"] = " ".join(spec.argv)
+            row["command"] = " ".join(started.popen.args)  # type: ignore[arg-type]
             row["rss_idle_mb"] = procs.rss_mb(started.pid)
             result[f"w{workers}"] = row
             print(f"  llm-router --workers {workers} on cores {cores}: {report.one_line(row)}", flush=True)
