@@ -189,7 +189,9 @@ def start_gateway(name: str, spec: Launch, port: int, work: Path, cores: str = G
     if ready:
         return proc
     procs.stop(proc)
-    return f"did not start within {spec.startup_timeout:.0f} s (exit {proc.popen.returncode}): {proc.log_tail(600)}"
+    code = proc.popen.returncode
+    what = f"exited with status {code}" if code is not None else f"did not answer within {spec.startup_timeout:.0f} s"
+    return f"{what}: {proc.log_tail(600)}"
 
 
 def versions(work: Path) -> dict[str, str]:
