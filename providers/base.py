@@ -176,6 +176,11 @@ class Adapter(Protocol):
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError: ...
 
+    async def refresh_credentials(self) -> None:
+        """Fetch credentials that come from a command or a file (Vertex tokens) ahead of
+        the first request; the router calls it at start and after each reload."""
+        ...
+
 
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)

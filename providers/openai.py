@@ -105,6 +105,9 @@ class OpenAIAdapter:
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return error_from_upstream(status, headers, body)
 
+    async def refresh_credentials(self) -> None:
+        return None  # static keys only
+
 
 class OpenAIStream:
     """Chunks pass through as they are; only `model` is rewritten, in place in the

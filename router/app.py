@@ -16,7 +16,7 @@ from router.config import RouteTable
 from router.middleware import gateway_middleware
 from router.redis_limits import RedisLimiter
 from router.redis_meter import RedisMeter
-from router.runtime import Gateway, build_runtime
+from router.runtime import Gateway, build_runtime, refresh_credentials
 from router.state import RedisState
 
 log = logging.getLogger("llm_router")
@@ -90,6 +90,7 @@ async def _gateway_resources(app: web.Application) -> AsyncIterator[None]:
         gateway.redis, gateway.limiter, gateway.meter = state.client, limiter, meter
         meter.start()
         await state.start()
+    await refresh_credentials(gateway.runtime)
     yield
     await gateway.close()  # closes the meter: flushes its queue to Redis or the spool
     if state is not None:

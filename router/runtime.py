@@ -58,6 +58,16 @@ def build_runtime(table: RouteTable) -> Runtime:
     )
 
 
+async def refresh_credentials(runtime: Runtime) -> None:
+    """Let adapters fetch tokens that come from a command or a file before a request needs them."""
+    adapters = [(name, a) for name, a in runtime.adapters.items() if a is not None]
+    results = await asyncio.gather(*(a.refresh_credentials() for _, a in adapters), return_exceptions=True)
+    for (name, _), result in zip(adapters, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("could not refresh the credentials of provider %s: %s", name, type(result).__name__,
+                        extra={"fields": {"provider": name}})
+
+
 def _session_for(provider: ProviderConfig) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=provider.max_concurrency, limit_per_host=0, ttl_dns_cache=300,
                                      enable_cleanup_closed=True)
@@ -145,6 +155,9 @@ class Gateway:
                 self._retire(name, self.sessions.pop(name), self._session_configs.pop(name))
         metrics.table_loaded(table)
         self._close_unused_pools()
+        task = asyncio.get_running_loop().create_task(refresh_credentials(new))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
         return new
 
     def _retire(self, name: str, session: aiohttp.ClientSession, config: ProviderConfig) -> None:
