@@ -75,7 +75,18 @@ from providers.anthropic_stream import (
     structured_output_name,
     structured_output_tool,
 )
-from providers.base import JSON, ApiRequest, Operation, StreamState, UpstreamCall, UpstreamError, Usage, dumps
+from providers.base import (
+    JSON,
+    SHAPE_ERRORS,
+    ApiRequest,
+    Operation,
+    StreamState,
+    UpstreamCall,
+    UpstreamError,
+    Usage,
+    dumps,
+    malformed_answer,
+)
 from providers.gemini_auth import credential_for
 
 if TYPE_CHECKING:
@@ -184,7 +195,10 @@ class AnthropicAdapter:
         return UpstreamCall(url=config.base_url.rstrip("/") + path, headers=headers, body=dumps(body))
 
     def parse_response(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
-        response, usage = from_anthropic_response(request, body)
+        try:
+            response, usage = from_anthropic_response(request, body)
+        except SHAPE_ERRORS:
+            raise malformed_answer("Anthropic") from None
         return dumps(response), usage
 
     def stream_translator(self, request: ApiRequest) -> AnthropicStreamTranslator:

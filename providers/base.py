@@ -182,6 +182,16 @@ class Adapter(Protocol):
         ...
 
 
+# What walking an upstream body of the wrong shape raises (a list where an object was due...).
+SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+
+
+def malformed_answer(provider: str) -> UpstreamError:
+    """An upstream answer that is JSON but not the protocol: the client gets a 502."""
+    return UpstreamError(502, f"{provider} answered with a body of an unexpected shape.", code="upstream_malformed",
+                         retryable=False)
+
+
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 

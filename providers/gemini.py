@@ -63,6 +63,7 @@ import orjson
 
 from providers.base import (
     JSON,
+    SHAPE_ERRORS,
     ApiRequest,
     InlineImage,
     Operation,
@@ -71,6 +72,7 @@ from providers.base import (
     UpstreamError,
     Usage,
     dumps,
+    malformed_answer,
 )
 from providers.gemini_auth import credential_for
 from providers.gemini_schema import clean_schema, is_empty_object, tool_choice_to_config, tools_to_declarations
@@ -441,6 +443,12 @@ class GeminiAdapter:
         return headers
 
     def parse_response(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
+        try:
+            return self._parse_response(request, body)
+        except SHAPE_ERRORS:
+            raise malformed_answer("Gemini") from None
+
+    def _parse_response(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:

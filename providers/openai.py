@@ -168,6 +168,10 @@ class OpenAIStream:
         return dumps(chunk)
 
     def finish(self) -> list[bytes]:
+        if not self.state.done and self.state.finish_reason is None:
+            # Neither [DONE] nor a finish_reason: the stream was cut or was never the protocol.
+            raise UpstreamError(502, "The upstream stream ended before it was complete.", code="upstream_truncated",
+                                retryable=False)
         return []
 
 

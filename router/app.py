@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from router import admin, metrics
+from router import admin, metrics, protocol_errors
 from router.api import GATEWAY, endpoint_handler
 from router.config import RouteTable
 from router.middleware import gateway_middleware
@@ -52,6 +52,7 @@ def create_app(table: RouteTable, config_path: str | Path | None = None,
                gateway: Gateway | None = None, serve_metrics: bool = True) -> web.Application:
     """`transform` is applied to every table loaded later (demo: point providers at simulators).
     `serve_metrics=False` leaves /metrics to a separate port (`serve --metrics-port`)."""
+    protocol_errors.install()
     limits = table.server.request_limits
     app = web.Application(middlewares=[gateway_middleware], client_max_size=limits.max_body_bytes,
                           handler_args={"max_field_size": limits.max_header_bytes,

@@ -36,6 +36,7 @@ from providers.simulators.common import (
 )
 
 DEFAULT_DIMENSION = 1024
+MAX_DIMENSION = 8192  # real embedding models top out at a few thousand
 _API_KEY = web.AppKey("api_key", str)
 _DIMENSIONS = web.AppKey("dimensions", dict)
 
@@ -316,6 +317,8 @@ async def embeddings(request: web.Request) -> web.Response:
         return _error(400, "'input' is a required property", param="input")
     model = _model(request, body)
     dimension = int(body.get("dimensions") or request.app[_DIMENSIONS].get(model, DEFAULT_DIMENSION))
+    if not 1 <= dimension <= MAX_DIMENSION:
+        return _error(400, f"'dimensions' must be between 1 and {MAX_DIMENSION}", param="dimensions")
     data = []
     tokens = 0
     for i, item in enumerate(inputs):

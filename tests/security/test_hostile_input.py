@@ -178,10 +178,6 @@ def test_oversized_headers_are_refused_and_the_gateway_serves_on(small: Gateway,
     assert post(small, hello()).status == 200
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "aiohttp's HTTP parser answers an oversized header itself, in text/plain, before any middleware runs; an "
-    "OpenAI-shaped answer naming max_header_bytes needs a custom RequestHandler error page (router/app.py or "
-    "router/server.py)"))
 def test_an_oversized_header_is_answered_in_openai_shape_naming_the_limit(small: Gateway) -> None:
     assert_refused(post(small, hello(), headers={"X-Padding": "p" * 4096}), 400, "max_header_bytes")
 

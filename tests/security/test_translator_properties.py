@@ -134,17 +134,9 @@ REQUEST = ApiRequest(Operation.CHAT, {"model": "public-model", "messages": [{"ro
                      "public-model", stream=True, include_usage=True)
 
 
-PARSE_BUGS = {  # found by this test; the gateway answers these with a 500 until fixed
-    "anthropic": "providers/anthropic_stream.py from_anthropic_response: content blocks that are not objects "
-                 "(`{\"type\":\"message\",\"content\":[5]}`), a list stop_reason or usage raise TypeError or "
-                 "AttributeError",
-    "gemini": "providers/gemini_stream.py response_to_openai: `{\"candidates\": 5}`, `{\"candidates\": [5]}`, "
-              "`{\"candidates\": [{\"content\": {\"parts\": 5}}]}` raise TypeError/AttributeError",
-}
 
 
-@pytest.mark.parametrize("kind", [pytest.param(kind, marks=[pytest.mark.xfail(strict=True, reason=PARSE_BUGS[kind])]
-                                               if kind in PARSE_BUGS else []) for kind in ADAPTERS])
+@pytest.mark.parametrize("kind", list(ADAPTERS))
 @SETTINGS
 @given(body=upstream_bodies)
 def test_any_upstream_body_is_translated_or_an_upstream_error(kind: str, body: bytes) -> None:

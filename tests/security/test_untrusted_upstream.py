@@ -47,10 +47,7 @@ SIMULATOR_OF = {"Llama-3.1-70B-Instruct": "openai-compatible", "claude-3-5-sonne
                 "gemini-1.5-pro": "gemini"}
 
 
-GARBAGE_CASES = [pytest.param(model, stream, marks=[pytest.mark.xfail(strict=True, reason=(
-    "providers/openai.py OpenAIStream.finish() accepts a stream that ended with neither [DONE] nor a "
-    "finish_reason: a garbage body becomes an empty 200 stream ending in [DONE]"))] if (
-    model, stream) == ("Llama-3.1-70B-Instruct", True) else []) for model in SIMULATOR_OF for stream in (False, True)]
+GARBAGE_CASES = [(model, stream) for model in SIMULATOR_OF for stream in (False, True)]
 
 
 @pytest.mark.parametrize(("model", "stream"), GARBAGE_CASES)
