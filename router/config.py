@@ -288,8 +288,10 @@ class _Reader:
             except ValueError:
                 self.error(_join(path, key), f"expected a number, got '{value}'")
                 return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-            self.error(_join(path, key), f"expected {'an integer' if kind is int else 'a number'}, got {_type_name(value)}")
+        wrong_kind = kind is int and not isinstance(value, int)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or wrong_kind:
+            expected = "an integer" if kind is int else "a number"
+            self.error(_join(path, key), f"expected {expected}, got {_type_name(value)}")
             return default
         if value < minimum:
             self.error(_join(path, key), f"must be at least {minimum}")
@@ -626,11 +628,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: dict[Any, Any] = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key '{key}'", key_node.start_mark)
-        seen[key] = loader.construct_object(value_node, deep=deep)  # type: ignore[no-untyped-call]
+        seen[key] = loader.construct_object(value_node, deep=deep)
     return seen
 
 

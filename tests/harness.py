@@ -41,9 +41,9 @@ DEFAULT_TABLE: dict[str, Any] = {
         "Llama-3.1-70B-Instruct": {"completions": True,
                                    "meta_data": {"max_sequence_length": 131072, "max_output_length": 8192},
                                    "targets": [{"provider": "local", "model": "meta-llama/Llama-3.1-70B-Instruct"}]},
-        "jina-embeddings-v2-base-de": {"type": "embedding",
-                                       "meta_data": {"max_sequence_length": 8192, "hidden_size": 768},
-                                       "targets": [{"provider": "local", "model": "jinaai/jina-embeddings-v2-base-de"}]},
+        "jina-embeddings-v2-base-de": {
+            "type": "embedding", "meta_data": {"max_sequence_length": 8192, "hidden_size": 768},
+            "targets": [{"provider": "local", "model": "jinaai/jina-embeddings-v2-base-de"}]},
         "whisper-large-v3": {"type": "transcription",
                              "targets": [{"provider": "local", "model": "openai/whisper-large-v3"}]},
         "llava-v1.6-vicuna-13b": {"endpoints": ["/vision"],
