@@ -53,6 +53,8 @@ class CooldownStore(Protocol):
         circuit. True when the target was out and is back."""
         ...
 
+    async def close(self) -> None: ...
+
 
 @dataclass(slots=True)
 class _Local:
@@ -105,9 +107,13 @@ class LocalCooldownStore:
         del self._targets[target]
         return True
 
+    async def close(self) -> None:
+        return None
 
-# KEYS: failures, cool, tripped, probe. ARGV: window ms, failures, duration ms, tripped ms.
-# A probe that fails (tripped, no longer cooling) opens the circuit again at once.
+
+# KEYS: failures, cool, tripped, probe, index. ARGV: window ms, failures, duration ms, tripped ms, target.
+# A probe that fails (tripped, no longer cooling) opens the circuit again at once. A trip is
+# also recorded in the index (a sorted set by expiry) that replicas read to mirror it.
 _FAILED = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 if redis.call('EXISTS', KEYS[3]) == 0 then
@@ -118,6 +124,8 @@ end
 if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[2], '1', 'PX', ARGV[3]) end
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
 redis.call('DEL', KEYS[1], KEYS[4])
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[5], t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[4]), ARGV[5])
 return 1
 """
 
@@ -129,52 +137,106 @@ if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[1]) then return 2 end
 return 1
 """
 
+# KEYS: tripped, probe, index. ARGV: target. 1 when the target was out.
+_SUCCEEDED = """
+local n = redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return n
+"""
+
+# KEYS: index. The targets tripped now (expired entries dropped).
+_TRIPPED = """
+local t = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+
 _STATES = {0: TargetState.AVAILABLE, 1: TargetState.COOLING, 2: TargetState.PROBE}
+MIRROR_SECONDS = 1.0  # how stale a replica's view of the others' trips may be
 
 
 class RedisCooldownStore:
     """Cooldowns shared by every replica using the same Redis and key prefix.
 
-    Keys carry the `{cooldown}` hash tag, so that each script's keys live in one slot
-    of a Redis Cluster. TTLs are Redis's own clock: replicas' clocks do not matter."""
+    A healthy target costs no Redis round trip: each replica mirrors the set of
+    tripped targets, re-read at most once a second (so one replica's discovery
+    reaches the others within a second), and asks Redis about a target only while
+    it is tripped. Keys carry the `{cooldown}` hash tag, so that each script's keys
+    live in one slot of a Redis Cluster. TTLs are Redis's own clock."""
 
     def __init__(self, client: RedisClient, key_prefix: str, timeout: float,
                  available: Callable[[], bool] = lambda: True, fallback: LocalCooldownStore | None = None) -> None:
         self._redis = client
         self._available = available  # the state backend's own breaker: False while Redis is known down
         self._prefix = f"{key_prefix}{{cooldown}}:"
+        self._index = f"{self._prefix}index"
         self._timeout = timeout
         self._fallback = fallback or LocalCooldownStore()
         self._failed_script = client.register_script(_FAILED)
         self._check_script = client.register_script(_CHECK)
+        self._succeeded_script = client.register_script(_SUCCEEDED)
+        self._tripped_script = client.register_script(_TRIPPED)
         self._skip_until = 0.0
+        self._tripped: set[str] = set()  # the mirror
+        self._mirrored_at = float("-inf")
+        self._mirroring: asyncio.Task[None] | None = None
 
     def _keys(self, target: str, *names: str) -> list[str]:
         return [f"{self._prefix}{name}:{target}" for name in names]
 
+    def _usable(self) -> bool:
+        return time.monotonic() >= self._skip_until and self._available()
+
     async def check(self, target: str, probe_ttl: float) -> TargetState:
+        if not self._usable():
+            return await self._fallback.check(target, probe_ttl)
+        if time.monotonic() - self._mirrored_at >= MIRROR_SECONDS:
+            if self._mirroring is None or self._mirroring.done():
+                self._mirroring = asyncio.get_running_loop().create_task(self._mirror())
+            await asyncio.shield(self._mirroring)
+        if target not in self._tripped:
+            return TargetState.AVAILABLE
         keys = self._keys(target, "cool", "tripped", "probe")
         result = await self._call(self._check_script(keys=keys, args=[_ms(probe_ttl)]))
         if result is None:
             return await self._fallback.check(target, probe_ttl)
-        return _STATES.get(int(result), TargetState.AVAILABLE)
+        state = _STATES.get(int(result), TargetState.AVAILABLE)
+        if state is TargetState.AVAILABLE:
+            self._tripped.discard(target)
+        return state
+
+    async def _mirror(self) -> None:
+        result = await self._call(self._tripped_script(keys=[self._index]))
+        self._mirrored_at = time.monotonic()
+        if result is not None:
+            self._tripped = {m.decode() if isinstance(m, bytes) else str(m) for m in result}
 
     async def failed(self, target: str, policy: Cooldown) -> bool:
         local = await self._fallback.failed(target, policy)  # also kept locally, for when Redis fails
-        keys = self._keys(target, "failures", "cool", "tripped", "probe")
+        keys = self._keys(target, "failures", "cool", "tripped", "probe") + [self._index]
         tripped_ms = _ms(policy.duration + max(60.0, policy.duration))  # half-open state outlives the cooldown
-        args = [_ms(policy.window), policy.failures, _ms(policy.duration), tripped_ms]
+        args: list[int | str] = [_ms(policy.window), policy.failures, _ms(policy.duration), tripped_ms, target]
         result = await self._call(self._failed_script(keys=keys, args=args))
-        return local if result is None else bool(result)
+        if result is None:
+            return local
+        if result:
+            self._tripped.add(target)
+        return bool(result)
 
     async def succeeded(self, target: str) -> bool:
         local = await self._fallback.succeeded(target)
-        result = await self._call(self._redis.delete(*self._keys(target, "tripped", "probe")))
+        self._tripped.discard(target)
+        keys = self._keys(target, "tripped", "probe") + [self._index]
+        result = await self._call(self._succeeded_script(keys=keys, args=[target]))
         return local if result is None else int(result) > 0
+
+    async def close(self) -> None:
+        if self._mirroring is not None:
+            await asyncio.gather(self._mirroring, return_exceptions=True)
 
     async def _call(self, command: Awaitable[Any]) -> Any:
         """The command's result, or None when Redis failed or is being skipped."""
-        if time.monotonic() < self._skip_until or not self._available():
+        if not self._usable():
             _close(command)
             return None
         try:

@@ -182,6 +182,8 @@ class Gateway:
         task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
+        if self.guards is not None:
+            await self.guards.cooldowns.close()
         for pool in list(self._retired):
             self._close_pool(pool)
         await asyncio.gather(*self._closing)

@@ -189,3 +189,24 @@ async def test_redis_store_skips_redis_while_the_state_backend_says_it_is_down(
     assert [k async for k in client.scan_iter(match=f"{prefix}*")] == []
     up = True
     assert await store.check("p:m", 1.0) is TargetState.AVAILABLE  # Redis knows of no cooldown
+
+
+async def test_a_healthy_target_costs_no_redis_round_trip(redis_client: tuple[aioredis.Redis, str]) -> None:
+    client, prefix = redis_client
+    store = RedisCooldownStore(client, prefix, 0.5)
+    calls: list[str] = []
+    original = store._call
+
+    async def counting(command):  # type: ignore[no-untyped-def]
+        calls.append("redis")
+        return await original(command)
+
+    store._call = counting  # type: ignore[method-assign]
+    for _ in range(50):
+        assert await store.check("openai:gpt-4o", 1.0) is TargetState.AVAILABLE
+    assert calls == ["redis"]  # the one read of the tripped set, mirrored for a second
+    other = RedisCooldownStore(client, prefix, 0.5)
+    assert await other.failed("openai:gpt-4o", Cooldown(failures=1, window=10.0, duration=30.0))
+    assert await store.check("openai:gpt-4o", 1.0) is TargetState.AVAILABLE  # not seen yet: mirrored < 1 s ago
+    store._mirrored_at -= 1.0
+    assert await store.check("openai:gpt-4o", 1.0) is TargetState.COOLING  # seen at the next read
