@@ -41,6 +41,10 @@ def _f(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _other(cores: float | None) -> str:
+    return _f(cores) + (" ⚠" if cores is not None and cores > NOISY_CORES else "")
+
+
 def _row(out: dict[str, Any], target: str, scenario: str) -> dict[str, Any] | None:
     row = out["targets"].get(target, {}).get("scenarios", {}).get(scenario)
     return row if row and "failed" not in row else None
@@ -71,7 +75,7 @@ def scenario_table(out: dict[str, Any], name: str, streamed: bool) -> list[str]:
             else [None, None]
         cells = [target, _f(raw["rps"], 0), _f(raw["p50_ms"]), _f(raw["p90_ms"]), _f(raw["p99_ms"]),
                  _f(added[0]), _f(added[1]), _f(raw.get("cpu_ms_per_req"), 3), _f(raw.get("cores_used")),
-                 _f(raw.get("rss_after_mb"), 1), str(raw.get("errors", 0)), _f(raw.get("other_cores"))]
+                 _f(raw.get("rss_after_mb"), 1), str(raw.get("errors", 0)), _other(raw.get("other_cores"))]
         if streamed:
             added_ttft = raw["ttft_p50_ms"] - direct["ttft_p50_ms"] if direct and target != "direct" else None
             cells += [_f(raw["ttft_p50_ms"]), _f(raw["ttft_p99_ms"]), _f(added_ttft), _f(raw["gap_p50_ms"]),
@@ -162,13 +166,14 @@ def memory_table(out: dict[str, Any]) -> list[str]:
     return lines
 
 
-def plot(out: dict[str, Any], work: Path) -> str | None:
-    """bench/latency.png with matplotlib from bench/.work's LiteLLM venv; None when impossible."""
+def plot(work: Path, image: Path) -> str | None:
+    """The plot (latency.png beside RESULTS.md) with matplotlib from bench/.work's LiteLLM venv;
+    its name, or None when impossible."""
     if not gateways.ensure_matplotlib(work):
         return None
     done = subprocess.run([str(gateways.litellm_python(work)), str(BENCH / "plot.py"), str(work / "results.json"),
-                           str(BENCH / "latency.png")], capture_output=True, text=True, timeout=120)
-    return "latency.png" if done.returncode == 0 else None
+                           str(image)], capture_output=True, text=True, timeout=120)
+    return image.name if done.returncode == 0 else None
 
 
 METHOD = """\
@@ -255,10 +260,11 @@ def write(out: dict[str, Any], path: Path, work: Path) -> None:
                   "are missing; run `make bench` again once it starts.", ""]
     others = [row["other_cores"] for e in out["targets"].values() for row in e.get("scenarios", {}).values()
               if "other_cores" in row]
-    mean_other = sum(others) / len(others) if others else 0.0
-    if mean_other > NOISY_CORES:
-        lines += [f"**NOISY RUN: other jobs on this machine used {mean_other:.2f} cores on average during the "
-                  "measurements (column 'other load'); the gateways got less than their core and the figures below "
+    noisy = [o for o in others if o > NOISY_CORES]
+    if noisy:
+        lines += [f"**NOISY RUN: in {len(noisy)} of {len(others)} measurements other jobs on this machine used more "
+                  f"than {NOISY_CORES} cores (marked ⚠ in the column 'other load'; mean over all measurements "
+                  f"{sum(others) / len(others):.2f} cores): there the gateway got less than its core and the figures "
                   "are not reliable. Run again on a quiet machine (`--wait-quiet 60` waits for one).**", ""]
     lines += [f"Run {out['started']} – {out['finished']}: `{' '.join(out['argv'])}` (`make bench` runs "
               "`.venv/bin/python bench/run.py`; `--duration`, `--warmup`, `--soak`, `--targets`, `--scenarios` "
@@ -272,7 +278,7 @@ def write(out: dict[str, Any], path: Path, work: Path) -> None:
                             latency=st["latency_ms"], interval=st["chunk_interval_ms"]),
               "## Issue 9's targets, as measured in this run", ""]
     lines += targets_table(out)
-    image = plot(out, work)
+    image = plot(work, path.with_name("latency.png"))
     lines += ["", "## Latency against concurrency", ""]
     lines += [f"![latency against concurrency per gateway]({image})"] if image else [
         "(no plot: matplotlib could not be installed into bench/.work/litellm-venv)"]
