@@ -24,3 +24,8 @@ check: $(INSTALLED)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Side-by-side benchmark (issue 9), a few minutes: writes bench/RESULTS.md and bench/latency.png.
+# Longer: make bench BENCH_ARGS="--duration 10 --soak 600"; on a shared machine add --wait-quiet 60.
+bench: $(INSTALLED)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
