@@ -138,6 +138,8 @@ class OpenAIStream:
         if usage:
             state.usage = _usage(usage)
         choices = chunk.get("choices")
+        if choices is not None and not isinstance(choices, list):
+            raise UpstreamError(502, "the upstream sent a malformed stream event", retryable=False)
         if not choices:
             # The usage chunk (only when the client asked), or Azure's prompt-filter chunk.
             if not (usage and state.include_usage):
@@ -150,8 +152,9 @@ class OpenAIStream:
                 text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
                 if isinstance(text, str):
                     state.completion_chars += len(text)
-                if choice.get("finish_reason"):
-                    state.finish_reason = choice["finish_reason"]
+                finish = choice.get("finish_reason")
+                if isinstance(finish, str) and finish:
+                    state.finish_reason = finish
         return [self._with_public_model(chunk, data)]
 
     def _with_public_model(self, chunk: JSON, data: bytes) -> bytes:

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import admin, metrics, protocol_errors
 from router.api import GATEWAY, endpoint_handler
+from router.auth import FAILED_AUTH, FailedAuthLimiter
 from router.config import RouteTable
 from router.middleware import gateway_middleware
 from router.redis_limits import RedisLimiter
@@ -58,6 +59,7 @@ def create_app(table: RouteTable, config_path: str | Path | None = None,
                           handler_args={"max_field_size": limits.max_header_bytes,
                                         "max_line_size": limits.max_header_bytes})
     app[GATEWAY] = gateway or Gateway(build_runtime(table))
+    app[FAILED_AUTH] = FailedAuthLimiter()
     app[admin.CONFIG_PATH] = Path(config_path or table.path)
     app[admin.TABLE_TRANSFORM] = transform or (lambda t: t)
     metrics.table_loaded(table)

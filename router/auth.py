@@ -20,7 +20,6 @@ import hmac
 import ipaddress
 import math
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 
@@ -55,6 +54,10 @@ class FailedAuthLimiter:
         self.window = window
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
+
+    @property
+    def tracking(self) -> bool:
+        return bool(self._failures)
 
     def _recent(self, address: str, now: float) -> deque[float] | None:
         failures = self._failures.get(address)
@@ -91,15 +94,12 @@ class FailedAuthLimiter:
             del self._failures[next(iter(self._failures))]
 
 
-_LIMITERS: weakref.WeakKeyDictionary[web.Application, FailedAuthLimiter] = weakref.WeakKeyDictionary()
+FAILED_AUTH = web.AppKey("failed_auth", FailedAuthLimiter)
 
 
 def failed_auth_limiter(app: web.Application) -> FailedAuthLimiter:
     """The application's limiter (one per app, so that test gateways do not share counts)."""
-    limiter = _LIMITERS.get(app)
-    if limiter is None:
-        limiter = _LIMITERS[app] = FailedAuthLimiter()
-    return limiter
+    return app[FAILED_AUTH]
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -124,7 +124,9 @@ def authenticate(table: RouteTable, request: web.Request) -> KeyConfig:
     if token is None:
         raise GatewayError(401, "You didn't provide an API key. Provide it in the Authorization header "
                                 "as 'Authorization: Bearer YOUR_KEY'.", code="missing_api_key")
-    failed_auth_limiter(request.app).check(client_address(request))
+    limiter = failed_auth_limiter(request.app)
+    if limiter.tracking:  # the address is only worked out once somebody has failed
+        limiter.check(client_address(request))
     digest = _digest(token)
     key = table.keys_by_digest.get(digest)
     if key is None or not hmac.compare_digest(key.key_sha256, digest):

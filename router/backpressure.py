@@ -5,6 +5,7 @@ provider holds its own slots and queue and nobody else's."""
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 from providers.base import UpstreamError
 
@@ -22,32 +23,49 @@ class Overloaded(UpstreamError):
 
 class ProviderGate:
     """The slots of one provider. `acquire` either returns holding a slot or raises
-    `Overloaded`; every acquire is matched by one `release`."""
+    `Overloaded`; every acquire is matched by one `release`. A freed slot is handed
+    to the longest waiter, so the queue is first come, first served. (A counter, not
+    asyncio.Semaphore: the free-slot test runs on every request, and the semaphore's
+    `locked()` walks its waiters.)"""
 
     def __init__(self, provider: str, max_concurrency: int, max_queue: int) -> None:
         self.provider = provider
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
-        self._slots = asyncio.Semaphore(max_concurrency)
-        self.waiting = 0
+        self.in_flight = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
 
     async def acquire(self, timeout: float) -> None:
-        if not self._slots.locked():
-            await self._slots.acquire()  # a free slot: returns at once
+        if self.in_flight < self.max_concurrency and not self._waiters:
+            self.in_flight += 1
             return
-        if self.waiting >= self.max_queue:
-            raise Overloaded(self.provider, f"{self.max_concurrency} in flight, {self.waiting} queued")
-        self.waiting += 1
+        if len(self._waiters) >= self.max_queue:
+            raise Overloaded(self.provider, f"{self.max_concurrency} in flight, {len(self._waiters)} queued")
+        handed = asyncio.get_running_loop().create_future()
+        self._waiters.append(handed)
         try:
             async with asyncio.timeout(max(0.0, timeout)):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise Overloaded(self.provider, "no slot freed up before the request's deadline") from None
-        finally:
-            self.waiting -= 1
+                await handed
+        except BaseException as exc:
+            if handed.done() and not handed.cancelled():
+                self.release()  # the slot arrived as the wait ended: pass it on
+            elif handed in self._waiters:  # a release may already have passed over it
+                self._waiters.remove(handed)
+            if isinstance(exc, TimeoutError):
+                raise Overloaded(self.provider, "no slot freed up before the request's deadline") from None
+            raise
 
     def release(self) -> None:
-        self._slots.release()
+        while self._waiters:
+            handed = self._waiters.popleft()
+            if not handed.done():
+                handed.set_result(None)  # the slot goes straight to the waiter: in_flight stays
+                return
+        self.in_flight -= 1
 
 
 class Gates:

@@ -232,9 +232,21 @@ async def _with_retries(call: _Call, model: ModelConfig, request: ApiRequest, ta
         call.trace.retries += 1
         metrics.RETRIES.labels(provider.name, model.id).inc()
 
+    try:  # most requests succeed at once: tenacity is only set up for the ones that do not
+        return await _counted_attempt(call, model, target, request, run)
+    except UpstreamError as error:
+        if not _retryable(error) or run.max_attempts == 1 or run.tripped:
+            raise
+        first_failure: list[UpstreamError] = [error]
+
+    async def next_attempt() -> Outcome:
+        if first_failure:  # tenacity's attempt 1 is the failure above: it paces the retry after it
+            raise first_failure.pop()
+        return await _counted_attempt(call, model, target, request, run)
+
     retrying = AsyncRetrying(stop=stop, wait=_wait, retry=retry_if_exception(_retryable),
                              before_sleep=count_retry, reraise=True)
-    result: Outcome = await retrying(_counted_attempt, call, model, target, request, run)
+    result: Outcome = await retrying(next_attempt)
     return result
 
 
@@ -274,8 +286,10 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
     try:
         await gate.acquire(call.budget.remaining())  # Overloaded when full or past the deadline
         outcome = Outcome(adapter, provider, model, request, release=gate.release)
+        # One timer: the request's deadline, and for a whole answer also the provider's total.
+        limit = call.budget.remaining() if request.stream else min(call.budget.remaining(), provider.timeouts.total)
         try:
-            async with asyncio.timeout(call.budget.remaining()):
+            async with asyncio.timeout(limit):
                 return await _exchange(call, outcome, upstream_call)
         except BaseException:
             outcome.close()
@@ -291,10 +305,9 @@ async def _exchange(call: _Call, outcome: Outcome, upstream_call: UpstreamCall) 
     provider, request = outcome.provider, outcome.request
     session = call.gw.session(provider)
     if not request.stream:
-        async with asyncio.timeout(provider.timeouts.total):
-            response = await open_response(session, upstream_call, request, outcome.adapter,
-                                           call.rt.timeouts[provider.name])
-            outcome.body = await read_body(response)
+        response = await open_response(session, upstream_call, request, outcome.adapter,
+                                       call.rt.timeouts[provider.name])
+        outcome.body = await read_body(response)
         outcome.close()  # the slot is free once the whole answer is here
         return outcome
     outcome.response = await open_response(session, upstream_call, request, outcome.adapter,

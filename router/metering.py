@@ -9,6 +9,7 @@ replicas, idempotent by request id, and spools what Redis cannot take yet.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,8 +32,16 @@ class UsageRecord:
         return self.prompt_tokens + self.completion_tokens
 
 
+_day: tuple[int, str] = (-1, "")
+
+
 def today() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    """The UTC date, worked out once a day rather than once a request."""
+    global _day
+    day = int(time.time() // 86400)
+    if day != _day[0]:
+        _day = (day, dt.datetime.fromtimestamp(day * 86400, dt.UTC).strftime("%Y-%m-%d"))
+    return _day[1]
 
 
 COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -84,7 +84,7 @@ def _gateway(app: web.Application) -> Gateway | None:
 @web.middleware
 async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("x-request-id", "")
-    exchange = Exchange(incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex, time.perf_counter())
+    exchange = Exchange(incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(16), time.perf_counter())
     request[EXCHANGE] = exchange
     gateway = _gateway(request.app)
     # Taken before the handler runs, with no await in between: the handler reads the same
