@@ -50,6 +50,51 @@ def _usage_chunk(state: StreamState, usage: Usage, chunk_object: str) -> bytes:
                          "model": state.public_model, "choices": [], "usage": usage.to_openai()})
 
 
+class StreamWatchdog:
+    """The idle and total timeouts of one stream with one timer, not one per chunk.
+
+    While the relay waits for the upstream (`reading`), the timer cancels the relay
+    once `idle` seconds passed without a chunk; the total applies throughout. When
+    it fires early it only re-arms itself, so a chunk costs no timer operation."""
+
+    def __init__(self, idle: float, total: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._idle = idle
+        self._deadline = self._loop.time() + total
+        self._since = self._loop.time()  # when the current wait for the upstream began
+        self._reading = False
+        self._fired = False
+        self._handle = self._loop.call_at(min(self._since + idle, self._deadline), self._check)
+
+    @property
+    def reading(self) -> bool:
+        return self._reading
+
+    @reading.setter
+    def reading(self, value: bool) -> None:
+        if value:
+            self._since = self._loop.time()
+        self._reading = value
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        idle_until = self._since + self._idle if self._reading else now + self._idle
+        if now >= self._deadline or (self._reading and now >= idle_until):
+            self._fired = True
+            if self._task is not None:
+                self._task.cancel()
+            return
+        self._handle = self._loop.call_at(min(idle_until, self._deadline), self._check)
+
+    def timed_out(self) -> bool:
+        """Whether a CancelledError was this watchdog's (then the cancellation is taken back)."""
+        return self._fired and self._task is not None and self._task.uncancel() == 0
+
+    def stop(self) -> None:
+        self._handle.cancel()
+
+
 class StreamRelay:
     def __init__(self, exchange: Exchange, outcome: Outcome, prompt_estimate: int) -> None:
         self.exchange = exchange
@@ -87,23 +132,20 @@ class StreamRelay:
                     first: list[bytes]) -> None:
         ex, state = self.exchange, self.translator.state
         timeouts = self.outcome.provider.timeouts
-        deadline = time.monotonic() + timeouts.total
+        watchdog = StreamWatchdog(timeouts.idle, timeouts.total)
         gateway = 0.0
         try:
             if first:
                 await response.write(frame(first))
                 ex.ttft = time.perf_counter() - ex.started
             while not state.done:
-                wait = min(timeouts.idle, deadline - time.monotonic())
+                watchdog.reading = True
                 try:
-                    async with asyncio.timeout(max(0.0, wait)):
-                        chunk = await upstream.content.readany()
-                except TimeoutError:
-                    raise UpstreamError(504, "The upstream provider stopped sending (stream timeout).",
-                                        type="timeout", code="upstream_timeout") from None
+                    chunk = await upstream.content.readany()
                 except (aiohttp.ClientError, OSError):
                     raise UpstreamError(502, "The connection to the upstream provider was lost mid-stream.",
                                         code="upstream_disconnected") from None
+                watchdog.reading = False
                 if not chunk:
                     break
                 began = time.perf_counter()
@@ -114,11 +156,22 @@ class StreamRelay:
                     await response.write(frame(payloads))
                 gateway += time.perf_counter() - began
             await response.write(self._tail())
+        except asyncio.CancelledError:
+            if not watchdog.timed_out():
+                raise
+            await self._end_with(response, UpstreamError(
+                504, "The upstream provider stopped sending (stream timeout).", type="timeout",
+                code="upstream_timeout"))
         except UpstreamError as error:
-            ex.status = error.client_status()
-            await response.write(b"data: " + orjson.dumps(error.to_openai()) + b"\n\n")
+            await self._end_with(response, error)
+        finally:
+            watchdog.stop()
         ex.gateway_seconds = self._setup + gateway
         await response.write_eof()
+
+    async def _end_with(self, response: web.StreamResponse, error: UpstreamError) -> None:
+        self.exchange.status = error.client_status()
+        await response.write(b"data: " + orjson.dumps(error.to_openai()) + b"\n\n")
 
     def _tail(self) -> bytes:
         """What is owed once the upstream body ended: buffered events, the usage chunk, [DONE]."""
