@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -21,6 +20,7 @@ import orjson
 import yaml
 
 from providers.registry import KINDS
+from router.yaml_reader import Reader, UniqueKeyLoader, dataclass_fields, substitute
 
 T = TypeVar("T")
 
@@ -209,147 +209,22 @@ class RouteTable:
         return found
 
 
-# --- environment substitution -------------------------------------------------
-
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class _EnvStr(str):
-    """A string that came from `${VAR}`: numeric fields may parse it."""
-
-
-def _substitute(node: Any, path: str, errors: list[str], file: str) -> Any:
-    if isinstance(node, dict):
-        return {k: _substitute(v, _join(path, str(k)), errors, file) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_substitute(v, f"{path}[{i}]", errors, file) for i, v in enumerate(node)]
-    if isinstance(node, str) and "${" in node:
-
-        def replace(m: re.Match[str]) -> str:
-            value = os.environ.get(m.group(1))
-            if value is None:
-                if m.group(2) is None:
-                    errors.append(f"{file}: {path}: environment variable {m.group(1)} is not set")
-                    return ""
-                return m.group(2)
-            return value
-
-        return _EnvStr(_VAR.sub(replace, node))
-    return node
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-# --- a small reader that records every mistake with its path ----------------------
-
-
-class _Reader:
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.errors: list[str] = []
-
-    def error(self, path: str, message: str) -> None:
-        self.errors.append(f"{self.file}: {path}: {message}")
-
-    def mapping(self, node: Any, path: str, allowed: set[str], required: tuple[str, ...] = ()) -> dict[str, Any]:
-        if node is None:
-            node = {}
-        if not isinstance(node, dict):
-            self.error(path or "(top level)", f"expected a mapping, got {_type_name(node)}")
-            return {}
-        for key in node:
-            if key not in allowed:
-                hint = _closest(str(key), allowed)
-                self.error(_join(path, str(key)), "unknown field" + (f" (did you mean '{hint}'?)" if hint else ""))
-        for key in required:
-            if node.get(key) in (None, ""):
-                self.error(_join(path, key), "required field is missing")
-        return node
-
-    def string(self, node: dict[str, Any], key: str, path: str, default: str | None = None) -> str | None:
-        value = node.get(key)
-        if value is None or value == "":
-            return default
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            self.error(_join(path, key), f"expected a string, got {_type_name(value)}")
-            return default
-        return str(value)
-
-    def number(self, node: dict[str, Any], key: str, path: str, default: T, kind: Callable[[Any], T],
-               minimum: float = 0) -> T:
-        value = node.get(key)
-        if value is None or value == "":
-            return default
-        if isinstance(value, _EnvStr):
-            try:
-                value = kind(value)
-            except ValueError:
-                self.error(_join(path, key), f"expected a number, got '{value}'")
-                return default
-        wrong_kind = kind is int and not isinstance(value, int)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or wrong_kind:
-            expected = "an integer" if kind is int else "a number"
-            self.error(_join(path, key), f"expected {expected}, got {_type_name(value)}")
-            return default
-        if value < minimum:
-            self.error(_join(path, key), f"must be at least {minimum}")
-            return default
-        return kind(value)
-
-    def boolean(self, node: dict[str, Any], key: str, path: str, default: bool) -> bool:
-        value = node.get(key)
-        if value is None or value == "":
-            return default
-        if isinstance(value, _EnvStr) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        if not isinstance(value, bool):
-            self.error(_join(path, key), f"expected true or false, got {_type_name(value)}")
-            return default
-        return value
-
-    def string_list(self, node: dict[str, Any], key: str, path: str) -> tuple[str, ...] | None:
-        value = node.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.error(_join(path, key), "expected a list of strings")
-            return None
-        return tuple(value)
-
-    def secret(self, node: dict[str, Any], key: str, path: str) -> Secret | None:
-        value = self.string(node, key, path)
-        return Secret(value) if value else None
-
-
-def _type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
-
-
-def _closest(word: str, options: set[str]) -> str | None:
-    import difflib
-
-    matches = difflib.get_close_matches(word, sorted(options), n=1, cutoff=0.7)
-    return matches[0] if matches else None
-
-
-def _dataclass_fields(cls: type) -> set[str]:
-    return set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
-
-
 # --- the sections ----------------------------------------------------------------
 
 
-def _read_timeouts(r: _Reader, node: Any, path: str) -> Timeouts:
-    node = r.mapping(node, path, _dataclass_fields(Timeouts))
+def _secret(r: Reader, node: dict[str, Any], key: str, path: str) -> Secret | None:
+    value = r.string(node, key, path)
+    return Secret(value) if value else None
+
+
+def _read_timeouts(r: Reader, node: Any, path: str) -> Timeouts:
+    node = r.mapping(node, path, dataclass_fields(Timeouts))
     d = Timeouts()
-    return Timeouts(**{f: r.number(node, f, path, getattr(d, f), float, 0.001) for f in _dataclass_fields(Timeouts)})
+    return Timeouts(**{f: r.number(node, f, path, getattr(d, f), float, 0.001) for f in dataclass_fields(Timeouts)})
 
 
-def _read_cooldown(r: _Reader, node: Any, path: str) -> Cooldown:
-    node = r.mapping(node, path, _dataclass_fields(Cooldown))
+def _read_cooldown(r: Reader, node: Any, path: str) -> Cooldown:
+    node = r.mapping(node, path, dataclass_fields(Cooldown))
     d = Cooldown()
     return Cooldown(
         failures=r.number(node, "failures", path, d.failures, int, 1),
@@ -358,7 +233,7 @@ def _read_cooldown(r: _Reader, node: Any, path: str) -> Cooldown:
     )
 
 
-def _read_limits(r: _Reader, node: Any, path: str) -> Limits | None:
+def _read_limits(r: Reader, node: Any, path: str) -> Limits | None:
     if node is None:
         return None
     node = r.mapping(node, path, {"rpm", "tpm", "concurrency"})
@@ -369,10 +244,10 @@ def _read_limits(r: _Reader, node: Any, path: str) -> Limits | None:
     )
 
 
-_PROVIDER_FIELDS = _dataclass_fields(ProviderConfig) - {"name", "simulated"}
+_PROVIDER_FIELDS = dataclass_fields(ProviderConfig) - {"name", "simulated"}
 
 
-def _read_provider(r: _Reader, name: str, node: Any) -> ProviderConfig | None:
+def _read_provider(r: Reader, name: str, node: Any) -> ProviderConfig | None:
     path = f"providers.{name}"
     node = r.mapping(node, path, _PROVIDER_FIELDS, ("kind",))
     kind = r.string(node, "kind", path)
@@ -392,7 +267,7 @@ def _read_provider(r: _Reader, name: str, node: Any) -> ProviderConfig | None:
         name=name,
         kind=kind,
         base_url=base_url,
-        api_key=r.secret(node, "api_key", path),
+        api_key=_secret(r, node, "api_key", path),
         api_version=r.string(node, "api_version", path),
         anthropic_version=r.string(node, "anthropic_version", path, d.anthropic_version) or d.anthropic_version,
         project=r.string(node, "project", path),
@@ -413,7 +288,7 @@ _ENDPOINT = re.compile(r"^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 _RESERVED_ENDPOINTS = {"/admin", "/healthz", "/readyz", "/metrics", "/openapi.json"}
 
 
-def _read_model(r: _Reader, model_id: str, node: Any, providers: set[str]) -> ModelConfig | None:
+def _read_model(r: Reader, model_id: str, node: Any, providers: set[str]) -> ModelConfig | None:
     path = f"models.{model_id}"
     node = r.mapping(node, path, _MODEL_FIELDS, ("targets",))
     type_name = r.string(node, "type", path, "chat")
@@ -426,8 +301,8 @@ def _read_model(r: _Reader, model_id: str, node: Any, providers: set[str]) -> Mo
     for i, ep in enumerate(endpoints):
         if not _ENDPOINT.match(ep) or ep in _RESERVED_ENDPOINTS:
             r.error(f"{path}.endpoints[{i}]", f"'{ep}' is not a usable path prefix like /v1")
-    meta_node = r.mapping(node.get("meta_data"), f"{path}.meta_data", _dataclass_fields(MetaData))
-    meta = MetaData(**{f: r.number(meta_node, f, f"{path}.meta_data", 0, int, 0) for f in _dataclass_fields(MetaData)})
+    meta_node = r.mapping(node.get("meta_data"), f"{path}.meta_data", dataclass_fields(MetaData))
+    meta = MetaData(**{f: r.number(meta_node, f, f"{path}.meta_data", 0, int, 0) for f in dataclass_fields(MetaData)})
     targets: list[TargetConfig] = []
     raw_targets = node.get("targets")
     if raw_targets is not None and (not isinstance(raw_targets, list) or not raw_targets):
@@ -458,7 +333,7 @@ def _read_model(r: _Reader, model_id: str, node: Any, providers: set[str]) -> Mo
     )
 
 
-def _read_key(r: _Reader, i: int, node: Any, models: Mapping[str, ModelConfig]) -> KeyConfig | None:
+def _read_key(r: Reader, i: int, node: Any, models: Mapping[str, ModelConfig]) -> KeyConfig | None:
     path = f"keys[{i}]"
     node = r.mapping(node, path, {"name", "key", "key_sha256", "models", "limits", "model_limits"}, ("name",))
     name = r.string(node, "name", path)
@@ -500,13 +375,13 @@ def _read_key(r: _Reader, i: int, node: Any, models: Mapping[str, ModelConfig]) 
                      model_limits=MappingProxyType(per_model))
 
 
-def _read_server(r: _Reader, node: Any) -> ServerConfig:
+def _read_server(r: Reader, node: Any) -> ServerConfig:
     node = r.mapping(node, "server", {"host", "port", "shutdown_grace", "request_limits"})
     d = ServerConfig()
-    lim_node = r.mapping(node.get("request_limits"), "server.request_limits", _dataclass_fields(RequestLimits))
+    lim_node = r.mapping(node.get("request_limits"), "server.request_limits", dataclass_fields(RequestLimits))
     dl = RequestLimits()
     limits = RequestLimits(**{f: r.number(lim_node, f, "server.request_limits", getattr(dl, f), int, 1)
-                              for f in _dataclass_fields(RequestLimits)})
+                              for f in dataclass_fields(RequestLimits)})
     return ServerConfig(
         host=r.string(node, "host", "server", d.host) or d.host,
         port=r.number(node, "port", "server", d.port, int, 0),
@@ -515,8 +390,8 @@ def _read_server(r: _Reader, node: Any) -> ServerConfig:
     )
 
 
-def _read_state(r: _Reader, node: Any) -> StateConfig:
-    node = r.mapping(node, "state", _dataclass_fields(StateConfig))
+def _read_state(r: Reader, node: Any) -> StateConfig:
+    node = r.mapping(node, "state", dataclass_fields(StateConfig))
     d = StateConfig()
     policy_name = r.string(node, "on_failure", "state", d.on_failure.value)
     try:
@@ -541,15 +416,15 @@ def _read_state(r: _Reader, node: Any) -> StateConfig:
 def parse(data: Any, file: str = "routes.yaml") -> RouteTable:
     """Validate an already-parsed YAML document; raise ConfigError with every mistake."""
     errors: list[str] = []
-    data = _substitute(data, "", errors, file)
-    r = _Reader(file)
+    data = substitute(data, "", errors, file)
+    r = Reader(file)
     r.errors.extend(errors)
     top = r.mapping(data, "", {"server", "state", "admin", "logging", "providers", "models", "keys"},
                     ("providers", "models"))
     server = _read_server(r, top.get("server"))
     state = _read_state(r, top.get("state"))
     admin_node = r.mapping(top.get("admin"), "admin", {"key"})
-    admin = AdminConfig(key=r.secret(admin_node, "key", "admin"))
+    admin = AdminConfig(key=_secret(r, admin_node, "key", "admin"))
     log_node = r.mapping(top.get("logging"), "logging", {"level", "debug_content"})
     level = (r.string(log_node, "level", "logging", "INFO") or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -621,24 +496,6 @@ def parse(data: Any, file: str = "routes.yaml") -> RouteTable:
     )
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses duplicate keys (a second `gpt-4o:` would silently win)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}'", key_node.start_mark)
-        seen[key] = loader.construct_object(value_node, deep=deep)
-    return seen
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def load(path: str | Path) -> RouteTable:
     """Read and validate a route table file; raise ConfigError naming every mistake."""
     file = str(path)
@@ -649,7 +506,7 @@ def load(path: str | Path) -> RouteTable:
     except UnicodeDecodeError:
         raise ConfigError([f"{file}: not UTF-8 text"]) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError([f"{file}: invalid YAML: {exc}"]) from None
     return parse(data, file)
