@@ -28,6 +28,7 @@ from providers.simulators.common import (
     Fault,
     SimulatorState,
     count_tokens,
+    endless_body,
     new_state_app,
     record,
     reply_text,
@@ -135,7 +136,7 @@ async def _answer(
     if fault is not None and fault.status is not None:
         return fault_error_response(fault)
     if fault is not None and fault.endless:
-        return await _endless_body(request, state, fault)
+        return await endless_body(request, state, fault)
     return web.json_response(message)
 
 
@@ -486,14 +487,3 @@ async def _end_early(request: web.Request, response: web.StreamResponse, fault: 
         request.transport.close()
 
 
-async def _endless_body(request: web.Request, state: SimulatorState, fault: Fault) -> web.StreamResponse:
-    """A plain answer that never ends: whitespace, forever, until the client leaves."""
-    response = web.StreamResponse(headers={"content-type": "application/json"})
-    await response.prepare(request)
-    try:
-        while True:
-            await response.write(b" ")
-            await asyncio.sleep(fault.delay_between_chunks or state.stream_delay or 0.01)
-    except ConnectionError:  # the client went away
-        state.disconnects += 1
-    return response

@@ -134,6 +134,19 @@ async def wait_for_release(state: SimulatorState, timeout: float = 5.0) -> None:
         raise TimeoutError("the client never received the first chunk")
 
 
+async def endless_body(request: web.Request, state: SimulatorState, fault: Fault) -> web.StreamResponse:
+    """A JSON answer that never ends: whitespace, forever, until the client leaves."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    try:
+        while True:
+            await response.write(b" ")
+            await asyncio.sleep(fault.delay_between_chunks or state.stream_delay or 0.01)
+    except ConnectionError:  # the client went away
+        state.disconnects += 1
+    return response
+
+
 def new_state_app(**kwargs: Any) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[SIMULATOR_STATE] = SimulatorState(**kwargs)

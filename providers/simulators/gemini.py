@@ -35,6 +35,7 @@ from providers.simulators.common import (
     Fault,
     SimulatorState,
     count_tokens,
+    endless_body,
     new_state_app,
     record,
     reply_text,
@@ -87,7 +88,7 @@ async def _handle(request: web.Request, *, vertex: bool) -> web.StreamResponse:
         if fault is not None and fault.garbage and not streaming:
             return web.Response(status=200, text="<html><body>Bad Gateway</body></html>", content_type="text/html")
         if fault is not None and fault.endless and not streaming:
-            return await _endless_body(request, state, fault)
+            return await endless_body(request, state, fault)
         payload = json_object(body)
         if action in ("generateContent", "streamGenerateContent"):
             check_model(model, embedding=False)
@@ -284,19 +285,6 @@ async def _end_early(request: web.Request, response: web.StreamResponse, fault: 
         await response.write_eof()
     elif request.transport is not None:
         request.transport.close()
-
-
-async def _endless_body(request: web.Request, state: SimulatorState, fault: Fault) -> web.StreamResponse:
-    """A JSON answer that never ends: whitespace, forever, until the client leaves."""
-    response = web.StreamResponse(headers={"Content-Type": "application/json"})
-    await response.prepare(request)
-    try:
-        while True:
-            await response.write(b" ")
-            await asyncio.sleep(fault.delay_between_chunks or state.stream_delay or 0.01)
-    except ConnectionError:
-        state.disconnects += 1
-    return response
 
 
 # --- embeddings -----------------------------------------------------------------------
