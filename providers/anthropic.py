@@ -2,7 +2,7 @@
 
 The two kinds differ only in data (`AnthropicVariant`): URL, auth header, and where
 the model and the API version go. Vertex's bearer token (api_key, token_file or
-token_command) comes from `providers.gemini_auth`, shared with Gemini on Vertex.
+token_command) comes from `providers.vertex_auth`, shared with Gemini on Vertex.
 Translation is pure; the stream part lives in `providers.anthropic_stream`.
 
 What becomes of each OpenAI chat parameter (rejections are 400
@@ -87,7 +87,7 @@ from providers.base import (
     dumps,
     malformed_answer,
 )
-from providers.gemini_auth import credential_for
+from providers.vertex_auth import credential_for
 
 if TYPE_CHECKING:
     from router.config import ProviderConfig

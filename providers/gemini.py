@@ -47,7 +47,7 @@ Embeddings: `input` (string or list of strings; token arrays: 400) -> `batchEmbe
 (Gemini API) or `:predict` instances (Vertex AI); `dimensions` -> `outputDimensionality`;
 `encoding_format: base64` is produced here from the floats; `user` is dropped.
 
-Vertex credentials (a static token, a token file or a token command) are in `gemini_auth`.
+Vertex credentials (a static token, a token file or a token command) are in `vertex_auth`.
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ from providers.base import (
     dumps,
     malformed_answer,
 )
-from providers.gemini_auth import credential_for
 from providers.gemini_schema import clean_schema, is_empty_object, tool_choice_to_config, tools_to_declarations
 from providers.gemini_stream import (
     GeminiStreamTranslator,
@@ -83,6 +82,7 @@ from providers.gemini_stream import (
     estimate_tokens,
     response_to_openai,
 )
+from providers.vertex_auth import credential_for
 
 if TYPE_CHECKING:
     from router.config import ProviderConfig

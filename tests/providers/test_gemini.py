@@ -16,7 +16,7 @@ import pytest
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion
 
-from providers import gemini_auth
+from providers import vertex_auth
 from providers.base import ApiRequest, InlineImage, Operation, UpstreamError, Usage
 from providers.gemini import ADAPTERS, GeminiAdapter, chat_to_gemini, embeddings_to_gemini
 from providers.gemini_schema import clean_schema
@@ -719,7 +719,7 @@ def test_vertex_token_file_is_re_read_when_it_changes(tmp_path: Path, monkeypatc
     os.utime(token_file, (1, 1))  # a different mtime, whatever the clock's resolution
     # within the check interval the cached token is used: no disk access per request
     assert adapter.build_call(chat_request(), "m").headers["authorization"] == "Bearer first"
-    monkeypatch.setattr(gemini_auth, "TOKEN_FILE_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(vertex_auth, "TOKEN_FILE_CHECK_SECONDS", 0.0)
     assert adapter.build_call(chat_request(), "m").headers["authorization"] == "Bearer second"
     token_file.unlink()
     with pytest.raises(UpstreamError) as caught:
