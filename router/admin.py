@@ -52,7 +52,23 @@ def reload_table(app: web.Application, trigger: str = "api") -> RouteTable:
         "added": sorted(set(table.models) - set(previous.models)),
         "removed": sorted(set(previous.models) - set(table.models)),
         "keys": len(table.keys), "providers": len(table.providers)}})
+    _warn_of_restart_only_changes(previous, table)
     return table
+
+
+def _warn_of_restart_only_changes(previous: RouteTable, table: RouteTable) -> None:
+    """The listening socket, the HTTP parser's limits and the state backend are set up
+    once per process: changes to them take effect at the next restart, and say so."""
+    old, new = previous.server, table.server
+    changed = [name for name, differs in (
+        ("server.host", old.host != new.host), ("server.port", old.port != new.port),
+        ("server.request_limits.max_body_bytes",
+         old.request_limits.max_body_bytes != new.request_limits.max_body_bytes),
+        ("server.request_limits.max_header_bytes",
+         old.request_limits.max_header_bytes != new.request_limits.max_header_bytes),
+        ("state", previous.state != table.state)) if differs]
+    if changed:
+        log.warning("these changes take effect at the next restart", extra={"fields": {"settings": changed}})
 
 
 def _refused(path: Path, trigger: str, errors: list[str]) -> None:

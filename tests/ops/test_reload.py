@@ -212,3 +212,16 @@ def test_a_removed_providers_pool_closes_once_its_last_stream_ends(tmp_path: Pat
             time.sleep(0.02)
         assert gateway.sessions["keep"] is kept_pool and not kept_pool.closed  # unchanged provider: same pool
         gw.sim("openai-compatible").hold_after_first_chunk = None
+
+
+def test_a_reload_says_which_changes_wait_for_a_restart(caplog: pytest.LogCaptureFixture) -> None:
+    from router.admin import _warn_of_restart_only_changes
+    from router.config import parse
+    from tests.harness import table_dict
+
+    before = parse(table_dict())
+    after = parse(table_dict(state={"key_prefix": "other:"}, server={"port": 9999}))
+    with caplog.at_level("WARNING", logger="llm_router"):
+        _warn_of_restart_only_changes(before, after)
+    [record] = [r for r in caplog.records if "next restart" in r.getMessage()]
+    assert record.fields["settings"] == ["server.port", "state"]  # type: ignore[attr-defined]
