@@ -9,25 +9,16 @@ import pytest
 
 from providers.anthropic_stream import AnthropicStreamTranslator
 from providers.base import StreamState, UpstreamError
-from providers.sse import SSEDecoder, SSEEvent
+from providers.sse import SSEEvent
 
 # The recorded samples, copied byte for byte into the repository (tests/samples/SOURCES.md).
 from tests.conftest import SAMPLES
+from tests.streams import translate_stream
 
 
 def translate(body: bytes, piece: int | None, include_usage: bool = True) -> tuple[list[Any], StreamState]:
     state = StreamState(public_model="claude-3-5-sonnet", include_usage=include_usage, id="chatcmpl-x", created=7)
-    translator = AnthropicStreamTranslator(state)
-    decoder = SSEDecoder()
-    payloads: list[bytes] = []
-    step = piece or len(body)
-    for start in range(0, len(body), step):
-        for event in decoder.feed(body[start : start + step]):
-            payloads.extend(translator.feed(event))
-    for event in decoder.flush():
-        payloads.extend(translator.feed(event))
-    payloads.extend(translator.finish())
-    return [orjson.loads(p) for p in payloads], state
+    return translate_stream(AnthropicStreamTranslator(state), body, piece), state
 
 
 def event(data: dict[str, Any]) -> SSEEvent:

@@ -11,10 +11,11 @@ from openai.types.chat import ChatCompletionChunk
 
 from providers.base import StreamState, UpstreamError, Usage
 from providers.gemini_stream import GeminiStreamTranslator
-from providers.sse import SSEDecoder, SSEEvent
+from providers.sse import SSEEvent
 
 # The recorded samples, copied byte for byte into the repository (tests/samples/SOURCES.md).
 from tests.conftest import SAMPLES
+from tests.streams import translate_stream
 
 GEMINI_SAMPLES = [
     "gemini-stream-text.sse",
@@ -25,17 +26,7 @@ GEMINI_SAMPLES = [
 
 def translate(body: bytes, piece: int | None, include_usage: bool = True) -> tuple[list[Any], StreamState]:
     state = StreamState(public_model="gemini-1.5-pro", include_usage=include_usage, id="chatcmpl-x", created=7)
-    translator = GeminiStreamTranslator(state)
-    decoder = SSEDecoder()
-    payloads: list[bytes] = []
-    step = piece or len(body)
-    for start in range(0, len(body), step):
-        for event in decoder.feed(body[start : start + step]):
-            payloads.extend(translator.feed(event))
-    for event in decoder.flush():
-        payloads.extend(translator.feed(event))
-    payloads.extend(translator.finish())
-    return [orjson.loads(p) for p in payloads], state
+    return translate_stream(GeminiStreamTranslator(state), body, piece), state
 
 
 def without_call_ids(chunks: list[Any]) -> list[Any]:

@@ -11,6 +11,7 @@ from providers.openai import ADAPTERS, OpenAIStream
 from providers.sse import SSEDecoder
 from router.config import ProviderConfig, Secret
 from tests.conftest import sample_path
+from tests.streams import translate_stream
 
 OPENAI = ADAPTERS["openai"](ProviderConfig("openai", "openai", "https://api.openai.com/v1", Secret("sk-up")))
 AZURE = ADAPTERS["azure"](ProviderConfig("az", "azure", "https://x.openai.azure.com", Secret("az-key"),
@@ -25,16 +26,8 @@ def chat(stream: bool = False, include_usage: bool = False, **body: object) -> A
 
 
 def run_stream(request: ApiRequest, name: str, size: int) -> tuple[list[dict], OpenAIStream]:
-    data = sample_path(name).read_bytes()
-    decoder, translator = SSEDecoder(), OPENAI.stream_translator(request)
-    out: list[bytes] = []
-    for i in range(0, len(data), size):
-        for event in decoder.feed(data[i:i + size]):
-            out.extend(translator.feed(event))
-    for event in decoder.flush():
-        out.extend(translator.feed(event))
-    out.extend(translator.finish())
-    return [orjson.loads(p) for p in out], translator
+    translator = OPENAI.stream_translator(request)
+    return translate_stream(translator, sample_path(name).read_bytes(), size), translator
 
 
 def test_build_call_openai_and_azure() -> None:
