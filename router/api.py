@@ -23,7 +23,7 @@ from router.metering import UsageRecord, today
 from router.middleware import EXCHANGE, Exchange
 from router.runtime import Gateway, Runtime
 from router.streaming import StreamRelay
-from router.tokens import estimate_prompt_tokens, requested_output_tokens
+from router.tokens import estimate_completion_tokens, estimate_prompt_tokens, requested_output_tokens
 from router.usage_api import usage_rows
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -170,7 +170,7 @@ async def _respond(outcome: Outcome, ex: Exchange, headers: dict[str, str], prom
     assert outcome.body is not None
     body, usage = outcome.adapter.parse_response(outcome.request, outcome.body)
     if usage.estimated:
-        usage = Usage(prompt_estimate, 0, estimated=True)
+        usage = Usage(prompt_estimate, estimate_completion_tokens(body), estimated=True)
     ex.usage = usage
     content_type = "application/json"
     if outcome.request.operation is Operation.TRANSCRIPTION and not body.lstrip().startswith(b"{"):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from providers.base import JSON, Operation
 
 CHARS_PER_TOKEN = 4
@@ -41,6 +43,18 @@ def estimate_prompt_tokens(operation: Operation, body: JSON) -> int:
     if operation is Operation.EMBEDDINGS:
         return from_chars(_chars(body.get("input")))
     return 0
+
+
+def estimate_completion_tokens(response: bytes) -> int:
+    """From an OpenAI answer whose upstream gave no usage: its text and tool arguments."""
+    try:
+        data = orjson.loads(response)
+    except orjson.JSONDecodeError:
+        return 0
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list):
+        return 0
+    return from_chars(sum(_chars(c.get("message") or {"text": c.get("text")}) for c in choices if isinstance(c, dict)))
 
 
 def requested_output_tokens(body: JSON, default: int) -> int:
