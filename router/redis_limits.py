@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import random
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from router.config import FailurePolicy, KeyConfig, ModelConfig
 from router.errors import GatewayError
@@ -33,6 +34,7 @@ log = logging.getLogger("llm_router")
 
 LEASE_MS = 15 * 60 * 1000  # a concurrency slot and a reservation outlive any request by this much at most
 MAX_UNSETTLED = 10_000  # settles kept for replay while Redis is down
+SETTLE_LINGER = 0.005  # seconds a settle waits for others to share its round trip
 KINDS = {1: "rpm", 2: "tpm", 3: "concurrency"}
 
 
@@ -82,6 +84,7 @@ class RedisLimiter:
         self._admit = LuaScript("admit.lua")
         self._settle = LuaScript("settle.lua")
         self._settling: set[asyncio.Task[None]] = set()
+        self._pending: list[tuple[str, list[Scope], int]] = []  # settles waiting for the next batch
         self._unsettled: deque[tuple[str, list[Scope], int]] = deque(maxlen=MAX_UNSETTLED)
         state.on_recovery(self.load_scripts)
         state.on_recovery(self.replay_unsettled)
@@ -112,7 +115,7 @@ class RedisLimiter:
     async def _admit_shared(self, scopes: list[Scope], tokens: int, caller: KeyConfig,
                             model: ModelConfig) -> Admission:
         prefix = self.state.prefix
-        admission_id = uuid.uuid4().hex
+        admission_id = f"{random.getrandbits(128):032x}"  # an id, not a secret: no system call
         keys: list[str] = []
         args: list[int | str] = [tokens, admission_id, LEASE_MS]
         for scope in scopes:
@@ -129,28 +132,43 @@ class RedisLimiter:
         return RedisAdmission(self, admission_id, scopes, tokens, verdict.headers())
 
     def settle_later(self, admission_id: str, scopes: list[Scope], refund: int) -> None:
+        """Queue the reconciliation; the settles of requests ending close together go
+        to Redis in one pipelined round trip, after the responses."""
         if not any(s.limits.tpm or s.limits.concurrency for s in scopes):
             return  # nothing reserved beyond the request itself
-        task = asyncio.get_running_loop().create_task(self._settle_shared(admission_id, scopes, refund))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        self._pending.append((admission_id, scopes, refund))
+        # A concurrency slot is given back at once (a client's next request may be waiting
+        # for it); token refunds wait a moment for others to share their round trip.
+        holds_slot = any(s.limits.concurrency for s in scopes)
+        if len(self._pending) == 1 or holds_slot:
+            linger = 0.0 if holds_slot else SETTLE_LINGER
+            task = asyncio.get_running_loop().create_task(self._settle_pending(linger))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
 
-    async def _settle_shared(self, admission_id: str, scopes: list[Scope], refund: int) -> None:
+    async def _settle_pending(self, linger: float) -> None:
+        if linger:
+            await asyncio.sleep(linger)  # let the requests ending meanwhile join the batch
+        batch, self._pending = self._pending, []
+        if not batch:
+            return  # an earlier flush took them
         if not self.state.available():
-            self._unsettled.append((admission_id, scopes, refund))
+            self._unsettled.extend(batch)
             return
         prefix = self.state.prefix
-        keys = [reservation_key(prefix, admission_id)]
-        for scope in scopes:
-            keys += [limit_key(prefix, scope.name, "tpm"), limit_key(prefix, scope.name, "concurrency")]
-        args: list[int | str] = [admission_id, refund, *(s.limits.tpm or 0 for s in scopes)]
+        calls: list[tuple[list[str], list[Any]]] = []
+        for admission_id, scopes, refund in batch:
+            keys = [reservation_key(prefix, admission_id)]
+            for scope in scopes:
+                keys += [limit_key(prefix, scope.name, "tpm"), limit_key(prefix, scope.name, "concurrency")]
+            calls.append((keys, [admission_id, refund, *(s.limits.tpm or 0 for s in scopes)]))
         try:
             async with asyncio.timeout(self.state.config.socket_timeout * 4):
-                await self._settle(self.state.client, keys, args)
+                await self._settle.run_many(self.state.client, calls)  # idempotent: a retry refunds nothing twice
             self.state.succeeded()
         except STATE_ERRORS as exc:
             self.state.failed(exc)
-            self._unsettled.append((admission_id, scopes, refund))
+            self._unsettled.extend(batch)
 
     async def replay_unsettled(self) -> None:
         """Redis is back: settle what could not be settled while it was down."""

@@ -26,7 +26,7 @@ import orjson
 from router.errors import GatewayError
 from router.metering import COUNTERS, UsageRecord, record_counts
 from router.spool import Spool
-from router.state import STATE_ERRORS, RedisState, load_lua
+from router.state import STATE_ERRORS, LuaScript, RedisState
 
 log = logging.getLogger("llm_router")
 
@@ -34,6 +34,7 @@ QUEUE_SIZE = 10_000
 BATCH_SIZE = 500
 SEEN_TTL = 3 * 24 * 3600  # a retried write or a spool replay within this counts once
 CLOSE_TIMEOUT = 5.0
+LINGER = 0.01  # seconds the first record of a batch waits for others
 
 
 def counters_key(prefix: str, date: str, key: str, model: str) -> str:
@@ -49,7 +50,8 @@ class RedisMeter:
         self.state = state
         self.spool = Spool(spool_path)
         self._queue: asyncio.Queue[UsageRecord | None] = asyncio.Queue(QUEUE_SIZE)
-        self._lua = load_lua("meter.lua")
+        self._script = LuaScript("meter.lua")
+        self._indexed: set[tuple[str, str, str]] = set()  # day/key/model pairs known to the day's index
         self._drainer: asyncio.Task[None] | None = None
         self._in_hand: list[UsageRecord] = []  # the batch being written, spooled if cancelled
         self._replay_lock = asyncio.Lock()
@@ -84,6 +86,8 @@ class RedisMeter:
     async def _drain(self) -> None:
         while True:
             first = await self._queue.get()
+            if first is not None and self._queue.qsize() < BATCH_SIZE:
+                await asyncio.sleep(LINGER)  # let the requests ending meanwhile share the round trip
             batch = [first] if first is not None else []
             while len(batch) < BATCH_SIZE and not self._queue.empty():
                 item = self._queue.get_nowait()
@@ -115,18 +119,25 @@ class RedisMeter:
             _log_unspooled(batch, exc)
 
     async def write(self, batch: list[UsageRecord]) -> None:
-        """One pipelined round trip for the whole batch; safe to repeat."""
+        """One pipelined round trip for the whole batch (one more the first time a day
+        sees a key and model); safe to repeat."""
         prefix = self.state.prefix
+        calls: list[tuple[list[str], list[Any]]] = []
+        new_pairs: dict[str, set[bytes]] = {}
+        for r in batch:
+            counts = record_counts(r)
+            key = counters_key(prefix, r.date, r.key, r.model)
+            calls.append(([key, f"{key}:seen:{r.request_id}"],
+                          [SEEN_TTL, counts["requests"], counts["prompt_tokens"], counts["completion_tokens"],
+                           counts["total_tokens"], counts["errors"], int(r.estimated)]))
+            if (r.date, r.key, r.model) not in self._indexed:
+                new_pairs.setdefault(r.date, set()).add(orjson.dumps([r.key, r.model]))
         async with asyncio.timeout(self.state.config.socket_timeout * 4):
-            pipe = self.state.client.pipeline(transaction=False)
-            for r in batch:
-                counts = record_counts(r)
-                key = counters_key(prefix, r.date, r.key, r.model)
-                pipe.eval(self._lua, 2, key, f"{key}:seen:{r.request_id}", SEEN_TTL, counts["requests"],
-                          counts["prompt_tokens"], counts["completion_tokens"], counts["total_tokens"],
-                          counts["errors"], int(r.estimated))
-                pipe.sadd(index_key(prefix, r.date), orjson.dumps([r.key, r.model]))
-            await pipe.execute()
+            await self._script.run_many(self.state.client, calls)
+            for date, pairs in new_pairs.items():
+                await self.state.client.sadd(index_key(prefix, date), *pairs)
+        for r in batch:
+            self._indexed.add((r.date, r.key, r.model))
 
     async def replay(self) -> None:
         """Send what the spool holds; one replay at a time per process, files locked across processes."""

@@ -76,6 +76,25 @@ class LuaScript:
         except NoScriptError:
             return await client.eval(self.source, len(keys), *keys, *args)
 
+    async def run_many(self, client: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Many calls in one pipelined round trip. Where Redis lost the script, it is
+        loaded and the whole batch sent again: only for idempotent scripts."""
+        cluster = isinstance(client, RedisCluster)  # redis-py refuses EVALSHA in a cluster pipeline
+        for attempt in range(2):
+            pipe = client.pipeline(transaction=False)
+            for keys, args in calls:
+                if cluster:
+                    pipe.eval(self.source, len(keys), *keys, *args)
+                else:
+                    pipe.evalsha(self.sha, len(keys), *keys, *args)
+            try:
+                return list(await pipe.execute())
+            except NoScriptError:
+                if attempt:
+                    raise
+                await client.script_load(self.source)
+        raise AssertionError("unreachable")
+
 
 class RedisState:
     def __init__(self, config: StateConfig, on_change: Callable[[bool], None] | None = None) -> None:
