@@ -148,6 +148,9 @@ def targets_table(out: dict[str, Any]) -> list[str]:
     for label, measured, limit, ok in checks:
         verdict = "n/a (not measured)" if ok is None else ok if isinstance(ok, str) else "yes" if ok else "**no**"
         lines.append(f"| {label} | {_f(measured)} | {limit} | {verdict} |")
+    if any(ok is False for _, _, _, ok in checks):
+        lines += ["", "Where a target is not met, [PROFILE.md](PROFILE.md) gives the profile: where the time "
+                      "goes and what would close it."]
     context = [(t, per_core[t]) for t in ORDER if per_core.get(t)]
     if context:
         lines += ["", "Requests per CPU-second of the gateway (chat c=64): "

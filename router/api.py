@@ -19,11 +19,12 @@ from router.auth import authenticate
 from router.config import KeyConfig, ModelConfig, ModelType
 from router.dispatch import Outcome, dispatch
 from router.errors import GatewayError
+from router.limits import reserves_tokens
 from router.metering import UsageRecord, today
 from router.middleware import EXCHANGE, Exchange
 from router.runtime import Gateway, Runtime
 from router.streaming import StreamRelay
-from router.tokens import estimate_completion_tokens, estimate_prompt_tokens, requested_output_tokens
+from router.tokens import PromptEstimate, estimate_completion_tokens, requested_output_tokens
 from router.usage_api import usage_rows
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -166,11 +167,12 @@ def _headers(ex: Exchange, outcome: Outcome, extra: dict[str, str]) -> dict[str,
             "x-llm-router-model": outcome.model.id}
 
 
-async def _respond(outcome: Outcome, ex: Exchange, headers: dict[str, str], prompt_estimate: int) -> web.Response:
+async def _respond(outcome: Outcome, ex: Exchange, headers: dict[str, str],
+                   prompt_estimate: PromptEstimate) -> web.Response:
     assert outcome.body is not None
     body, usage = outcome.adapter.parse_response(outcome.request, outcome.body)
     if usage.estimated:
-        usage = Usage(prompt_estimate, estimate_completion_tokens(body), estimated=True)
+        usage = Usage(prompt_estimate.value, estimate_completion_tokens(body), estimated=True)
     ex.usage = usage
     content_type = "application/json"
     if outcome.request.operation is Operation.TRANSCRIPTION and not body.lstrip().startswith(b"{"):
@@ -183,10 +185,12 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
     gw = request.app[GATEWAY]
     ex = request[EXCHANGE]
     api_request, model = await _prepare(request, rt, endpoint, caller, operation)
-    prompt_estimate = estimate_prompt_tokens(operation, api_request.body)
-    reserve = prompt_estimate
-    if operation in (Operation.CHAT, Operation.COMPLETIONS):
-        reserve += requested_output_tokens(api_request.body, model.meta_data.max_output_length or 1024)
+    prompt_estimate = PromptEstimate(operation, api_request.body)
+    reserve = 0
+    if reserves_tokens(caller, model):
+        reserve = prompt_estimate.value
+        if operation in (Operation.CHAT, Operation.COMPLETIONS):
+            reserve += requested_output_tokens(api_request.body, model.meta_data.max_output_length or 1024)
     admission = await gw.limiter.admit(caller, model, reserve)
     relay: StreamRelay | None = None
     failed = True

@@ -43,6 +43,11 @@ def scopes_for(caller: KeyConfig, model: ModelConfig) -> list[Scope]:
     return found
 
 
+def reserves_tokens(caller: KeyConfig, model: ModelConfig) -> bool:
+    """Whether a token limit applies, so that the request's tokens must be estimated."""
+    return any(scope.limits.tpm for scope in scopes_for(caller, model))
+
+
 def go_duration(seconds: float) -> str:
     """OpenAI's reset format: `1s`, `6m0s`, `20ms`."""
     if seconds < 1:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
@@ -114,3 +115,16 @@ def table_loaded(table: RouteTable) -> None:
             COOLING_DOWN.labels(target.provider, model.id)
         for fallback in (*model.fallbacks, *model.context_window_fallbacks):
             FALLBACKS.labels(model.id, fallback)
+
+
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def labelled(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, kept: the per-request series (a bounded set: model ids of
+    the table, key names, statuses) are looked up in one dict instead of built each time."""
+    key = (id(metric), labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child

@@ -145,15 +145,15 @@ def _observe(ex: Exchange, method: str, runtime: Runtime | None) -> None:
     # not create a series each (the log line keeps what was asked).
     model = ex.model if runtime is None or not ex.model or ex.model in runtime.table.models else UNKNOWN_MODEL
     overhead = max(0.0, ex.gateway_seconds if ex.gateway_seconds is not None else duration - ex.trace.upstream_wait)
-    metrics.REQUESTS.labels(ex.endpoint, model, provider, ex.key_name or "anonymous", str(ex.status)).inc()
+    metrics.labelled(metrics.REQUESTS, ex.endpoint, model, provider, ex.key_name or "anonymous", str(ex.status)).inc()
     if ex.trace.attempts:
-        metrics.REQUEST_DURATION.labels(model, provider).observe(duration)
+        metrics.labelled(metrics.REQUEST_DURATION, model, provider).observe(duration)
         metrics.OVERHEAD.observe(overhead)
     if ex.ttft is not None:
-        metrics.TIME_TO_FIRST_TOKEN.labels(model, provider).observe(ex.ttft)
+        metrics.labelled(metrics.TIME_TO_FIRST_TOKEN, model, provider).observe(ex.ttft)
     if ex.usage and ex.key_name:
-        metrics.TOKENS.labels(model, ex.key_name, "prompt").inc(ex.usage.prompt_tokens)
-        metrics.TOKENS.labels(model, ex.key_name, "completion").inc(ex.usage.completion_tokens)
+        metrics.labelled(metrics.TOKENS, model, ex.key_name, "prompt").inc(ex.usage.prompt_tokens)
+        metrics.labelled(metrics.TOKENS, model, ex.key_name, "completion").inc(ex.usage.completion_tokens)
     if access_log.isEnabledFor(logging.INFO):
         # Names, numbers and ids only: never a key, a prompt or a completion, unless
         # `logging.debug_content` asked for the bodies (ex.content).

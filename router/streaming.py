@@ -22,7 +22,7 @@ from providers.base import StreamState, StreamTranslator, UpstreamError, Usage
 from providers.sse import SSEDecoder
 from router.dispatch import Outcome
 from router.middleware import CLIENT_CLOSED, Exchange
-from router.tokens import from_chars
+from router.tokens import PromptEstimate, from_chars
 
 DONE = b"data: [DONE]\n\n"
 
@@ -38,11 +38,11 @@ def _translate(decoder: SSEDecoder, translator: StreamTranslator, chunk: bytes) 
     return out
 
 
-def usage_of(state: StreamState, prompt_estimate: int) -> Usage:
+def usage_of(state: StreamState, prompt_estimate: PromptEstimate) -> Usage:
     """The stream's usage: the upstream's, or estimated (and marked so) where it gave none."""
     if state.usage is not None and not state.usage.estimated:
         return state.usage
-    return Usage(prompt_estimate, from_chars(state.completion_chars), estimated=True)
+    return Usage(prompt_estimate.value, from_chars(state.completion_chars), estimated=True)
 
 
 def _usage_chunk(state: StreamState, usage: Usage, chunk_object: str) -> bytes:
@@ -96,7 +96,7 @@ class StreamWatchdog:
 
 
 class StreamRelay:
-    def __init__(self, exchange: Exchange, outcome: Outcome, prompt_estimate: int) -> None:
+    def __init__(self, exchange: Exchange, outcome: Outcome, prompt_estimate: PromptEstimate) -> None:
         self.exchange = exchange
         self.outcome = outcome
         self.prompt_estimate = prompt_estimate

@@ -45,6 +45,23 @@ def estimate_prompt_tokens(operation: Operation, body: JSON) -> int:
     return 0
 
 
+class PromptEstimate:
+    """The prompt's estimated tokens, worked out only when something needs them (a
+    token limit's reservation, or usage an upstream did not give)."""
+
+    __slots__ = ("_operation", "_body", "_value")
+
+    def __init__(self, operation: Operation, body: JSON) -> None:
+        self._operation, self._body = operation, body
+        self._value: int | None = None
+
+    @property
+    def value(self) -> int:
+        if self._value is None:
+            self._value = estimate_prompt_tokens(self._operation, self._body)
+        return self._value
+
+
 def estimate_completion_tokens(response: bytes) -> int:
     """From an OpenAI answer whose upstream gave no usage: its text and tool arguments."""
     try:
