@@ -87,6 +87,7 @@ from providers.base import (
     dumps,
     malformed_answer,
 )
+from providers.images import parse_data_uri, sniff_image_type
 from providers.vertex_auth import credential_for
 
 if TYPE_CHECKING:
@@ -429,11 +430,10 @@ def _image_block(image_url: Any, request: ApiRequest, inline_urls: bool, param: 
     if not isinstance(url, str) or not url:
         raise invalid("image_url.url is required", param)
     if url.startswith("data:"):
-        header, sep, data = url[5:].partition(",")
-        media_type, *attributes = header.split(";")
-        if not sep or "base64" not in (a.strip().lower() for a in attributes):
+        parsed = parse_data_uri(url)
+        if parsed is None:
             raise invalid("an image data URI must be data:<media type>;base64,<data>", param)
-        return _base64_image(media_type.strip().lower(), data, param)
+        return _base64_image(*parsed, param)
     inline = request.images.get(url)
     if inline is not None:  # fetched by the router (SSRF-guarded) for a variant that cannot take URLs
         return _base64_image(inline.media_type.lower(), inline.data_b64, param)
@@ -455,19 +455,6 @@ def _base64_image(media_type: str, data: str, param: str) -> JSON:
     if media_type not in IMAGE_MEDIA_TYPES:
         raise invalid(f"image type {media_type!r} is not supported (jpeg, png, gif, webp)", param)
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
-
-
-def sniff_image_type(image: bytes) -> str | None:
-    """The media type the first bytes say, for the four types the API takes."""
-    if image.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if image.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if image.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if image[:4] == b"RIFF" and image[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[JSON]:

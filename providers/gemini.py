@@ -53,7 +53,6 @@ Vertex credentials (a static token, a token file or a token command) are in `ver
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -82,6 +81,7 @@ from providers.gemini_stream import (
     estimate_tokens,
     response_to_openai,
 )
+from providers.images import parse_data_uri
 from providers.vertex_auth import credential_for
 
 if TYPE_CHECKING:
@@ -122,7 +122,6 @@ _NUMBERS = (
     ("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("n", "candidateCount"),
     ("seed", "seed"), ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"),
 )  # fmt: skip
-_DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)(?:;[^,;]*)*;base64,(.*)$", re.S)
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
 _IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
 
@@ -256,9 +255,9 @@ def _user_parts(content: Any, param: str, images: Mapping[str, InlineImage]) -> 
 def _image_part(url: Any, param: str, images: Mapping[str, InlineImage]) -> JSON:
     if not isinstance(url, str):
         raise _invalid(param, f"'{param}' must be a string")
-    match = _DATA_URI.match(url)
-    if match:
-        mime_type, data = match.group(1).lower(), match.group(2)
+    parsed = parse_data_uri(url)
+    if parsed:
+        mime_type, data = parsed
     elif url.startswith("data:"):
         raise _invalid(param, f"'{param}' is a data URI but not data:<media type>;base64,<data>")
     elif url in images:

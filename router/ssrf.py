@@ -19,7 +19,7 @@ from router.errors import GatewayError
 
 _BLOCKED_NAMES = ("localhost", "metadata", "metadata.google.internal", "instance-data")
 _BLOCKED_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
-_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")  # what the fetcher accepts
 
 
 def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -97,11 +97,3 @@ def check_image_url(url: str, param: str, max_image_bytes: int) -> bool:
         raise refused(param, "the host is not a public name")
     return True
 
-
-def data_uri_parts(url: str) -> tuple[str, str]:
-    """(media type, base64 data) of a checked data URI."""
-    header, _, data = url.partition(",")
-    return header[5:].split(";", 1)[0].lower(), data
-
-
-IMAGE_TYPES = _IMAGE_TYPES
