@@ -13,8 +13,9 @@ limiter (router/state) runs the same arithmetic in one atomic script.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -114,9 +115,12 @@ class _Bucket:
 
 
 @dataclass(slots=True)
-class LocalAdmission:
-    limiter: LocalLimiter
-    scopes: list[Scope]
+class Reservation:
+    """What one admission holds until it is settled: its reserved tokens and its
+    concurrency slots. `release` gets the refund (reserved - used); settling twice
+    does nothing."""
+
+    release: Callable[[int], None]
     reserved: int
     headers: Mapping[str, str] = field(default_factory=dict)
     settled: bool = False
@@ -125,7 +129,16 @@ class LocalAdmission:
         if self.settled:
             return
         self.settled = True
-        self.limiter.release(self.scopes, self.reserved - used_tokens)
+        self.release(self.reserved - used_tokens)
+
+
+def _nothing_to_release(refund: int) -> None:
+    return None
+
+
+def unlimited() -> Reservation:
+    """The admission of a request that no limit applies to."""
+    return Reservation(_nothing_to_release, 0)
 
 
 class LocalLimiter:
@@ -189,12 +202,12 @@ class LocalLimiter:
     async def admit(self, caller: KeyConfig, model: ModelConfig, tokens: int) -> Admission:
         scopes = scopes_for(caller, model)
         if not scopes:
-            return LocalAdmission(self, scopes, 0)
+            return unlimited()
         verdict = self.check(scopes, tokens, time.monotonic())
         if not verdict.allowed:
             raise refuse(verdict, caller, model)
         self.take(scopes, tokens)
-        return LocalAdmission(self, scopes, tokens, verdict.headers())
+        return Reservation(functools.partial(self.release, scopes), tokens, verdict.headers())
 
 
 def _header_fields(best: dict[str, tuple[int, float, float]]) -> dict[str, float | int]:

@@ -18,16 +18,15 @@ settle of an admission deletes its reservation key) so a retry never refunds twi
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from router.config import FailurePolicy, KeyConfig, ModelConfig
 from router.errors import GatewayError
-from router.limits import Admission, LocalAdmission, LocalLimiter, Scope, Verdict, refuse, scopes_for
+from router.limits import Admission, LocalLimiter, Reservation, Scope, Verdict, refuse, scopes_for, unlimited
 from router.state import STATE_ERRORS, LuaScript, RedisState
 
 log = logging.getLogger("llm_router")
@@ -58,21 +57,6 @@ def verdict_from_script(reply: list[int], scopes: list[Scope]) -> Verdict:
     return Verdict(bool(allowed), retry_after=retry_ms / 1000, refused_by=refused_by, **fields)  # type: ignore[arg-type]
 
 
-@dataclass(slots=True)
-class RedisAdmission:
-    limiter: RedisLimiter
-    admission_id: str
-    scopes: list[Scope]
-    reserved: int
-    headers: Mapping[str, str] = field(default_factory=dict)
-    settled: bool = False
-
-    async def settle(self, used_tokens: int) -> None:
-        """Schedules the reconciliation; never waits on Redis (it runs after the response)."""
-        if self.settled:
-            return
-        self.settled = True
-        self.limiter.settle_later(self.admission_id, self.scopes, self.reserved - used_tokens)
 
 
 class RedisLimiter:
@@ -101,7 +85,7 @@ class RedisLimiter:
     async def admit(self, caller: KeyConfig, model: ModelConfig, tokens: int) -> Admission:
         scopes = scopes_for(caller, model)
         if not scopes:
-            return LocalAdmission(self.local, scopes, 0)
+            return unlimited()
         if self.state.available():
             try:
                 return await self._admit_shared(scopes, tokens, caller, model)
@@ -129,7 +113,8 @@ class RedisLimiter:
         verdict = verdict_from_script(reply, scopes)
         if not verdict.allowed:
             raise refuse(verdict, caller, model)
-        return RedisAdmission(self, admission_id, scopes, tokens, verdict.headers())
+        # Settling never waits on Redis: it is queued and runs after the response.
+        return Reservation(functools.partial(self.settle_later, admission_id, scopes), tokens, verdict.headers())
 
     def settle_later(self, admission_id: str, scopes: list[Scope], refund: int) -> None:
         """Queue the reconciliation; the settles of requests ending close together go
