@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -22,7 +22,7 @@ import yaml
 from providers.registry import KINDS
 from router.yaml_reader import Reader, UniqueKeyLoader, dataclass_fields, substitute
 
-T = TypeVar("T")
+N = TypeVar("N")  # a section of numbers
 
 
 class ConfigError(Exception):
@@ -201,13 +201,6 @@ class RouteTable:
     keys: tuple[KeyConfig, ...]
     keys_by_digest: Mapping[bytes, KeyConfig] = field(repr=False)
 
-    def secrets(self) -> list[str]:
-        """Every configured secret, for leak checks."""
-        found = [p.api_key.get() for p in self.providers.values() if p.api_key]
-        if self.admin.key:
-            found.append(self.admin.key.get())
-        return found
-
 
 # --- the sections ----------------------------------------------------------------
 
@@ -217,10 +210,13 @@ def _secret(r: Reader, node: dict[str, Any], key: str, path: str) -> Secret | No
     return Secret(value) if value else None
 
 
-def _read_timeouts(r: Reader, node: Any, path: str) -> Timeouts:
-    node = r.mapping(node, path, dataclass_fields(Timeouts))
-    d = Timeouts()
-    return Timeouts(**{f: r.number(node, f, path, getattr(d, f), float, 0.001) for f in dataclass_fields(Timeouts)})
+def _numbers(r: Reader, node: Any, path: str, section: type[N], kind: Callable[[Any], Any], minimum: float) -> N:
+    """A section whose fields are all numbers of one kind: each checked, the missing ones
+    left at the section's defaults."""
+    node = r.mapping(node, path, dataclass_fields(section))
+    defaults = section()
+    return section(**{f: r.number(node, f, path, getattr(defaults, f), kind, minimum)
+                      for f in dataclass_fields(section)})
 
 
 def _read_cooldown(r: Reader, node: Any, path: str) -> Cooldown:
@@ -236,12 +232,7 @@ def _read_cooldown(r: Reader, node: Any, path: str) -> Cooldown:
 def _read_limits(r: Reader, node: Any, path: str) -> Limits | None:
     if node is None:
         return None
-    node = r.mapping(node, path, {"rpm", "tpm", "concurrency"})
-    return Limits(
-        rpm=r.number(node, "rpm", path, None, int, 1),
-        tpm=r.number(node, "tpm", path, None, int, 1),
-        concurrency=r.number(node, "concurrency", path, None, int, 1),
-    )
+    return _numbers(r, node, path, Limits, int, 1)
 
 
 _PROVIDER_FIELDS = dataclass_fields(ProviderConfig) - {"name", "simulated"}
@@ -274,7 +265,7 @@ def _read_provider(r: Reader, name: str, node: Any) -> ProviderConfig | None:
         location=r.string(node, "location", path),
         token_file=r.string(node, "token_file", path),
         token_command=r.string(node, "token_command", path),
-        timeouts=_read_timeouts(r, node.get("timeouts"), f"{path}.timeouts"),
+        timeouts=_numbers(r, node.get("timeouts"), f"{path}.timeouts", Timeouts, float, 0.001),
         max_retries=r.number(node, "max_retries", path, d.max_retries, int, 0),
         max_concurrency=r.number(node, "max_concurrency", path, d.max_concurrency, int, 1),
         max_queue=r.number(node, "max_queue", path, d.max_queue, int, 0),
@@ -301,8 +292,7 @@ def _read_model(r: Reader, model_id: str, node: Any, providers: set[str]) -> Mod
     for i, ep in enumerate(endpoints):
         if not _ENDPOINT.match(ep) or ep in _RESERVED_ENDPOINTS:
             r.error(f"{path}.endpoints[{i}]", f"'{ep}' is not a usable path prefix like /v1")
-    meta_node = r.mapping(node.get("meta_data"), f"{path}.meta_data", dataclass_fields(MetaData))
-    meta = MetaData(**{f: r.number(meta_node, f, f"{path}.meta_data", 0, int, 0) for f in dataclass_fields(MetaData)})
+    meta = _numbers(r, node.get("meta_data"), f"{path}.meta_data", MetaData, int, 0)
     targets: list[TargetConfig] = []
     raw_targets = node.get("targets")
     if raw_targets is not None and (not isinstance(raw_targets, list) or not raw_targets):
@@ -378,10 +368,7 @@ def _read_key(r: Reader, i: int, node: Any, models: Mapping[str, ModelConfig]) -
 def _read_server(r: Reader, node: Any) -> ServerConfig:
     node = r.mapping(node, "server", {"host", "port", "shutdown_grace", "request_limits"})
     d = ServerConfig()
-    lim_node = r.mapping(node.get("request_limits"), "server.request_limits", dataclass_fields(RequestLimits))
-    dl = RequestLimits()
-    limits = RequestLimits(**{f: r.number(lim_node, f, "server.request_limits", getattr(dl, f), int, 1)
-                              for f in dataclass_fields(RequestLimits)})
+    limits = _numbers(r, node.get("request_limits"), "server.request_limits", RequestLimits, int, 1)
     return ServerConfig(
         host=r.string(node, "host", "server", d.host) or d.host,
         port=r.number(node, "port", "server", d.port, int, 0),

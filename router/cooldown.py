@@ -166,7 +166,6 @@ class RedisCooldownStore:
 
     def __init__(self, client: RedisClient, key_prefix: str, timeout: float,
                  available: Callable[[], bool] = lambda: True, fallback: LocalCooldownStore | None = None) -> None:
-        self._redis = client
         self._available = available  # the state backend's own breaker: False while Redis is known down
         self._prefix = f"{key_prefix}{{cooldown}}:"
         self._index = f"{self._prefix}index"

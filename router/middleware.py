@@ -160,7 +160,7 @@ def _observe(ex: Exchange, method: str, runtime: Runtime | None) -> None:
         access_log.info("request", extra={"fields": {
             "request_id": ex.request_id, "method": method, "key": ex.key_name, "endpoint": ex.endpoint,
             "model": ex.model, "provider": ex.trace.provider, "target": ex.trace.target_model, "status": ex.status,
-            "stream": ex.stream, "attempts": ex.trace.attempts,
+            "stream": ex.stream, "attempts": ex.trace.attempts, "retries": ex.trace.retries,
             "prompt_tokens": ex.usage.prompt_tokens if ex.usage else None,
             "completion_tokens": ex.usage.completion_tokens if ex.usage else None,
             "tokens_estimated": ex.usage.estimated if ex.usage else None,
