@@ -277,18 +277,23 @@ def _tool_calls(calls: Any, path: str) -> bool:
     if not isinstance(calls, list):
         raise _wrong_type(path, "an array", calls)
     for i, call in enumerate(calls):
-        if not isinstance(call, dict):
-            raise _wrong_type(f"{path}[{i}]", "an object", call)
+        function = _function_of(call, f"{path}[{i}]")
         _string(call, "id", f"{path}[{i}].", required=True)
-        if call.get("type") != "function":
-            raise bad(f"{path}[{i}].type", f"Invalid value for '{path}[{i}].type': expected 'function'.",
-                      "invalid_value")
-        function = _object(call, "function", f"{path}[{i}].")
-        if function is None:
-            raise bad(f"{path}[{i}].function", f"Missing required parameter: '{path}[{i}].function'.")
         _string(function, "name", f"{path}[{i}].function.", required=True)
         _string(function, "arguments", f"{path}[{i}].function.", required=True)
     return bool(calls)
+
+
+def _function_of(entry: Any, path: str) -> JSON:
+    """The `function` of a `{"type": "function", "function": {...}}` entry (a tool, a tool call)."""
+    if not isinstance(entry, dict):
+        raise _wrong_type(path, "an object", entry)
+    if entry.get("type") != "function":
+        raise bad(f"{path}.type", f"Invalid value for '{path}.type': expected 'function'.", "invalid_value")
+    function = _object(entry, "function", f"{path}.")
+    if function is None:
+        raise bad(f"{path}.function", f"Missing required parameter: '{path}.function'.")
+    return function
 
 
 def _tools(body: JSON, limits: RequestLimits) -> None:
@@ -300,14 +305,7 @@ def _tools(body: JSON, limits: RequestLimits) -> None:
     if len(tools) > limits.max_tools:
         raise bad("tools", f"Too many tools: {len(tools)} is over the limit of {limits.max_tools} (max_tools).")
     for i, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise _wrong_type(f"tools[{i}]", "an object", tool)
-        if tool.get("type") != "function":
-            raise bad(f"tools[{i}].type", f"Invalid value for 'tools[{i}].type': expected 'function'.",
-                      "invalid_value")
-        function = _object(tool, "function", f"tools[{i}].")
-        if function is None:
-            raise bad(f"tools[{i}].function", f"Missing required parameter: 'tools[{i}].function'.")
+        function = _function_of(tool, f"tools[{i}]")
         prefix = f"tools[{i}].function."
         _name(function, "name", prefix)
         _string(function, "description", prefix)
