@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import ipaddress
 import logging
 import os
 import re
@@ -118,6 +119,8 @@ def _redacted(value: Any) -> Any:
         return "[REDACTED]"  # key digests are secrets too: they identify a key
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _redacted(getattr(value, f.name)) for f in dataclasses.fields(value)
                 if f.name != "keys_by_digest"}

@@ -5,12 +5,15 @@ compared with `hmac.compare_digest`, so neither lookup nor comparison leaks timi
 about a stored key. The key itself is never logged or echoed.
 
 Failed attempts are limited per client address (`FailedAuthLimiter`): once an address
-has failed `AUTH_FAILURES_PER_MINUTE` times within a minute, every request from it
-that presents a key is answered 429 with `Retry-After` until the oldest failure is a
-minute old, whether its key is right or not, so keys cannot be guessed at speed.
+has failed `AUTH_FAILURES_PER_MINUTE` times within a minute, its further wrong keys
+are answered 429 with `Retry-After` until the oldest failure is a minute old. A valid
+key is always served: many clients share an address behind an Ingress or a NAT, and
+one client's typos (or an attacker's guesses) must not lock the others out. What
+makes guessing hopeless is the key's entropy; the limiter only makes it slow and
+cheap to refuse. The client's address is the peer's, or, when the peer is one of
+`server.trusted_proxies`, the nearest untrusted hop of its `X-Forwarded-For`.
 The count is kept in the process: a guesser spread over N replicas gets N times the
-budget, which still leaves guessing a 128-bit key hopeless; keeping it in-process
-means a Redis outage cannot turn into an open door or into locking every client out.
+budget; keeping it in-process means a Redis outage cannot turn into an open door.
 """
 
 from __future__ import annotations
@@ -33,16 +36,52 @@ WINDOW_SECONDS = 60.0
 MAX_TRACKED_ADDRESSES = 100_000  # bounds the memory an attacker with many addresses can make us hold
 
 
-def client_address(request: web.Request) -> str:
-    """The peer address; IPv6 by its /64, as one host can hold a whole /64."""
-    remote = request.remote or "unknown"
+MAX_FORWARDED_HOPS = 16  # X-Forwarded-For entries looked at, from the right
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _parse_address(text: str) -> Address | None:
     try:
-        address = ipaddress.ip_address(remote)
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(address: Address, proxies: tuple[Network, ...]) -> bool:
+    return any(address.version == network.version and address in network for network in proxies)
+
+
+def forwarded_client(peer: Address, forwarded_for: list[str], proxies: tuple[Network, ...]) -> Address:
+    """The client behind a chain of trusted proxies: walking X-Forwarded-For from the
+    right (the entry our own proxy appended), the first hop that is not a trusted
+    proxy. Entries left of it were written by the client and are not believed."""
+    client = peer
+    hops = [hop for header in forwarded_for for hop in header.split(",")][-MAX_FORWARDED_HOPS:]
+    for hop in reversed(hops):
+        if not _trusted(client, proxies):
+            break
+        address = _parse_address(hop)
+        if address is None:  # a hop a trusted proxy did not write: stop at the last one believed
+            break
+        client = address
+    return client
+
+
+def client_address(request: web.Request, proxies: tuple[Network, ...] = ()) -> str:
+    """The client's address; IPv6 by its /64, as one host can hold a whole /64."""
+    remote = request.remote or "unknown"
+    address = _parse_address(remote)
+    if address is None:
         return remote
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+    if proxies:
+        address = forwarded_client(address, request.headers.getall("X-Forwarded-For", []), proxies)
+    if isinstance(address, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else address)
+    return str(address)
 
 
 class FailedAuthLimiter:
@@ -54,10 +93,6 @@ class FailedAuthLimiter:
         self.window = window
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
-
-    @property
-    def tracking(self) -> bool:
-        return bool(self._failures)
 
     def _recent(self, address: str, now: float) -> deque[float] | None:
         failures = self._failures.get(address)
@@ -102,6 +137,9 @@ def failed_auth_limiter(app: web.Application) -> FailedAuthLimiter:
     return app[FAILED_AUTH]
 
 
+MAX_TOKEN_CHARS = 1024  # far above any real key; a longer one is refused without hashing it
+
+
 def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -114,8 +152,12 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
-def _refuse(request: web.Request, error: GatewayError) -> GatewayError:
-    failed_auth_limiter(request.app).record_failure(client_address(request))
+def _refuse(table: RouteTable, request: web.Request, error: GatewayError) -> GatewayError:
+    """A wrong key: the 429 once its address has used up its failures, else `error`, counted."""
+    limiter = failed_auth_limiter(request.app)
+    address = client_address(request, table.server.trusted_proxies)
+    limiter.check(address)
+    limiter.record_failure(address)
     return error
 
 
@@ -124,22 +166,19 @@ def authenticate(table: RouteTable, request: web.Request) -> KeyConfig:
     if token is None:
         raise GatewayError(401, "You didn't provide an API key. Provide it in the Authorization header "
                                 "as 'Authorization: Bearer YOUR_KEY'.", code="missing_api_key")
-    limiter = failed_auth_limiter(request.app)
-    if limiter.tracking:  # the address is only worked out once somebody has failed
-        limiter.check(client_address(request))
-    digest = _digest(token)
-    key = table.keys_by_digest.get(digest)
+    digest = _digest(token[:MAX_TOKEN_CHARS + 1])  # a longer token matches no key, whatever its tail
+    key = table.keys_by_digest.get(digest) if len(token) <= MAX_TOKEN_CHARS else None
     if key is None or not hmac.compare_digest(key.key_sha256, digest):
-        raise _refuse(request, GatewayError(401, "Incorrect API key provided.", code="invalid_api_key"))
+        raise _refuse(table, request, GatewayError(401, "Incorrect API key provided.", code="invalid_api_key"))
     return key
 
 
 def require_admin(table: RouteTable, request: web.Request) -> None:
     if table.admin.key is None:
         raise GatewayError(404, "The admin API is not enabled on this gateway.", code="not_found")
+    refused = GatewayError(401, "The admin API needs the admin key.", code="invalid_api_key")
     token = bearer_token(request)
     if token is None:
-        raise GatewayError(401, "The admin API needs the admin key.", code="invalid_api_key")
-    failed_auth_limiter(request.app).check(client_address(request))
+        raise refused
     if not hmac.compare_digest(_digest(token), _digest(table.admin.key.get())):
-        raise _refuse(request, GatewayError(401, "The admin API needs the admin key.", code="invalid_api_key"))
+        raise _refuse(table, request, refused)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -159,6 +160,8 @@ class ServerConfig:
     port: int = 8080
     shutdown_grace: float = 30.0
     request_limits: RequestLimits = RequestLimits()
+    # Peers whose X-Forwarded-For is believed (the Ingress); empty: the peer is the client.
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 class FailurePolicy(enum.Enum):
@@ -366,7 +369,7 @@ def _read_key(r: Reader, i: int, node: Any, models: Mapping[str, ModelConfig]) -
 
 
 def _read_server(r: Reader, node: Any) -> ServerConfig:
-    node = r.mapping(node, "server", {"host", "port", "shutdown_grace", "request_limits"})
+    node = r.mapping(node, "server", {"host", "port", "shutdown_grace", "request_limits", "trusted_proxies"})
     d = ServerConfig()
     limits = _numbers(r, node.get("request_limits"), "server.request_limits", RequestLimits, int, 1)
     return ServerConfig(
@@ -374,7 +377,19 @@ def _read_server(r: Reader, node: Any) -> ServerConfig:
         port=r.number(node, "port", "server", d.port, int, 0),
         shutdown_grace=r.number(node, "shutdown_grace", "server", d.shutdown_grace, float, 0),
         request_limits=limits,
+        trusted_proxies=_read_networks(r, node, "trusted_proxies", "server"),
     )
+
+
+def _read_networks(r: Reader, node: dict[str, Any], key: str,
+                   path: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for i, text in enumerate(r.string_list(node, key, path) or ()):
+        try:
+            networks.append(ipaddress.ip_network(text.strip(), strict=True))
+        except ValueError as exc:
+            r.error(f"{path}.{key}[{i}]", f"expected an address or a CIDR network such as 10.0.0.0/8 ({exc})")
+    return tuple(networks)
 
 
 def _read_state(r: Reader, node: Any) -> StateConfig:

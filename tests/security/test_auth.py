@@ -3,28 +3,80 @@ and nothing else, and a client key sees only its own usage."""
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
-from router.auth import FailedAuthLimiter, client_address
+from router.auth import FailedAuthLimiter, client_address, forwarded_client
+from router.config import ConfigError, parse
 from router.errors import GatewayError
 from tests.harness import ADMIN_KEY, KEY_A, KEY_B, Gateway, table_dict
 from tests.security.http import call
 
 
-def test_guessing_keys_is_limited_per_address_and_then_even_the_right_key_waits() -> None:
+def test_wrong_keys_are_throttled_per_address_and_valid_keys_from_it_still_pass() -> None:
     with Gateway(table_dict()) as gateway:
         for attempt in range(20):
             answer = call(gateway, "GET", "/v2/models", f"sk-guess-{attempt}")
             assert answer.status == 401, answer.text
-        blocked = call(gateway, "GET", "/v2/models", "sk-guess-20")
-        assert blocked.status == 429
-        assert blocked.json()["error"]["code"] == "too_many_failed_auth_attempts"
-        assert 1 <= int(blocked.headers["Retry-After"]) <= 60
-        # The right key from the same address waits too: a 429 must not tell a guesser which guess was right.
-        assert call(gateway, "GET", "/v2/models", KEY_A).status == 429
-        assert call(gateway, "GET", "/admin/config", ADMIN_KEY).status == 429
-        # Health needs no key and stays open.
+        for attempt in range(20, 25):
+            blocked = call(gateway, "GET", "/v2/models", f"sk-guess-{attempt}")
+            assert blocked.status == 429
+            assert blocked.json()["error"]["code"] == "too_many_failed_auth_attempts"
+            assert 1 <= int(blocked.headers["Retry-After"]) <= 60
+        assert call(gateway, "GET", "/admin/config", "sk-admin-guess").status == 429
+        # Other clients behind the same address (an Ingress, a NAT) are not locked out by them.
+        assert call(gateway, "GET", "/v2/models", KEY_A).status == 200
+        assert call(gateway, "GET", "/v2/models", KEY_B).status == 200
+        assert call(gateway, "GET", "/admin/config", ADMIN_KEY).status == 200
         assert call(gateway, "GET", "/healthz").status == 200
+
+
+def test_forwarded_for_counts_per_client_behind_a_trusted_proxy() -> None:
+    table = table_dict(server={"trusted_proxies": ["127.0.0.0/8", "::1/128"]})
+    with Gateway(table) as gateway:
+        for attempt in range(20):
+            answer = call(gateway, "GET", "/v2/models", f"sk-guess-{attempt}",
+                          headers={"X-Forwarded-For": "203.0.113.5"})
+            assert answer.status == 401
+        assert call(gateway, "GET", "/v2/models", "sk-guess", headers={"X-Forwarded-For": "203.0.113.5"}).status == 429
+        # What the client put left of its own address is not believed: still 203.0.113.5.
+        spoofed = {"X-Forwarded-For": "198.51.100.9, 203.0.113.5"}
+        assert call(gateway, "GET", "/v2/models", "sk-guess", headers=spoofed).status == 429
+        # Another client behind the same proxy has its own count.
+        assert call(gateway, "GET", "/v2/models", "sk-guess", headers={"X-Forwarded-For": "203.0.113.6"}).status == 401
+
+
+def test_forwarded_for_from_an_untrusted_peer_is_ignored() -> None:
+    with Gateway(table_dict()) as gateway:  # no trusted_proxies: the peer is the client
+        for attempt in range(20):
+            spoofed = {"X-Forwarded-For": f"198.51.100.{attempt}"}
+            assert call(gateway, "GET", "/v2/models", f"sk-guess-{attempt}", headers=spoofed).status == 401
+        fresh = {"X-Forwarded-For": "198.51.100.200"}
+        assert call(gateway, "GET", "/v2/models", "sk-guess", headers=fresh).status == 429
+
+
+def test_the_client_behind_trusted_proxies_is_the_nearest_untrusted_hop() -> None:
+    proxies = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8:ffff::/48"))
+    peer = ipaddress.ip_address("10.1.2.3")
+    untrusted = ipaddress.ip_address("192.0.2.50")
+    assert forwarded_client(peer, ["203.0.113.5"], proxies) == ipaddress.ip_address("203.0.113.5")
+    assert forwarded_client(peer, ["198.51.100.1, 203.0.113.5, 10.0.0.7"], proxies) == \
+        ipaddress.ip_address("203.0.113.5")
+    assert forwarded_client(peer, ["198.51.100.1", "203.0.113.5"], proxies) == ipaddress.ip_address("203.0.113.5")
+    assert forwarded_client(untrusted, ["203.0.113.5"], proxies) == untrusted
+    assert forwarded_client(peer, ["not-an-address"], proxies) == peer
+    assert forwarded_client(peer, ["::ffff:203.0.113.5"], proxies) == ipaddress.ip_address("203.0.113.5")
+    assert forwarded_client(peer, [], proxies) == peer
+
+
+def test_trusted_proxies_are_validated_at_load() -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse(table_dict(server={"trusted_proxies": ["10.0.0.0/8", "10.0.0.1/8", "ingress"]}))
+    assert [e for e in refused.value.errors if "server.trusted_proxies[1]" in e]
+    assert [e for e in refused.value.errors if "server.trusted_proxies[2]" in e]
+    table = parse(table_dict(server={"trusted_proxies": ["10.0.0.0/8", "fd00::/8"]}))
+    assert [str(n) for n in table.server.trusted_proxies] == ["10.0.0.0/8", "fd00::/8"]
 
 
 def test_the_limiter_forgets_failures_after_the_window() -> None:
