@@ -4,6 +4,7 @@ log line once it has ended (streams included)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import re
@@ -26,6 +27,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer
 DEBUG_CONTENT_BYTES = 65536  # per body, with logging.debug_content
 UNKNOWN_MODEL = "unknown"  # the model label of requests for ids the table does not have
+# Probes and scrapes: not client requests, so not in the in-flight gauge (contract, Health).
+NOT_CLIENT_REQUESTS = frozenset({"/healthz", "/readyz", "/metrics"})
+SHUTTING_DOWN = "The gateway is shutting down; retry the request."
 
 
 @dataclass(slots=True)
@@ -47,6 +51,59 @@ class Exchange:
 
 
 EXCHANGE = web.RequestKey("exchange", Exchange)
+
+
+class InFlight:
+    """The requests being handled, so that a shutdown can wait for them to end and, once
+    its grace is over, end those still running (a stream with a last error event)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.shutting_down = False
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def enter(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            self._idle.clear()
+
+    def leave(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.discard(task)
+        if not self._tasks:
+            self._idle.set()
+
+    async def drain(self, grace: float, margin: float) -> int:
+        """Wait up to `grace` seconds for every request to end; then cancel those left and
+        wait up to `margin` for them to finish their ending. Returns how many were cut."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace)
+            return 0
+        except TimeoutError:
+            pass
+        self.shutting_down = True
+        cut = list(self._tasks)
+        for task in cut:
+            task.cancel()
+        try:
+            await asyncio.wait_for(self._idle.wait(), margin)
+        except TimeoutError:
+            log.error("requests still running after the shutdown margin", extra={"fields": {"left": len(self)}})
+        return len(cut)
+
+    def ended_by_shutdown(self) -> bool:
+        """Whether the current task's CancelledError is the shutdown's (then it is taken back)."""
+        task = asyncio.current_task()
+        return self.shutting_down and task is not None and task.uncancel() == 0
+
+
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 
 _HTTP_MESSAGES = {
     404: "Unknown request URL: {method} {path}. Please check the URL for typos.",
@@ -96,11 +153,20 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     # runtime, and its pools stay open until every request of its generation has left.
     generation = gateway.enter() if gateway is not None else 0
     runtime = gateway.runtime if gateway is not None else None
-    metrics.INFLIGHT.inc()
+    in_flight = request.app.get(IN_FLIGHT)
+    if in_flight is not None:
+        in_flight.enter()
+    counted = request.path not in NOT_CLIENT_REQUESTS
+    if counted:
+        metrics.INFLIGHT.inc()
     response: web.StreamResponse | None = None
     try:
         try:
             response = await handler(request)
+        except asyncio.CancelledError:
+            if in_flight is None or not in_flight.ended_by_shutdown():
+                raise  # the client went away
+            response = error_response(503, SHUTTING_DOWN, code="shutting_down", headers={"Retry-After": "1"})
         except GatewayError as exc:
             response = error_response(exc.status, exc.message, type=exc.type, param=exc.param, code=exc.code,
                                       headers=exc.headers)
@@ -120,7 +186,10 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
             exchange.content = await _content(request, response)
         return response
     finally:
-        metrics.INFLIGHT.dec()
+        if counted:
+            metrics.INFLIGHT.dec()
+        if in_flight is not None:
+            in_flight.leave()
         if gateway is not None:
             gateway.leave(generation)
         if not exchange.status:

@@ -1,7 +1,10 @@
 """Running the app: one process, or N worker processes sharing the port.
 
 SIGTERM/SIGINT stop accepting, let in-flight requests finish within the grace
-period, then close everything (flushing usage). SIGHUP reloads the route table.
+period, then end those still running (a stream with a last error event saying the
+gateway is shutting down, its usage so far metered), and close everything (flushing
+usage): the process exits within the grace plus `SHUTDOWN_MARGIN` and the usage
+flush. SIGHUP reloads the route table.
 
 With N workers a supervisor process starts them (SO_REUSEPORT on one port),
 forwards SIGTERM/SIGINT/SIGHUP to all of them, and turns a worker's SIGUSR1 (sent
@@ -32,10 +35,12 @@ from aiohttp import web
 
 from router.admin import SUPERVISOR_PID_ENV, reload_table
 from router.config import ConfigError
+from router.middleware import IN_FLIGHT
 
 log = logging.getLogger("llm_router")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MIN_WORKER_LIFETIME = 5.0  # seconds; a worker that dies sooner is not replaced
+SHUTDOWN_MARGIN = 2.0  # seconds past the grace for the requests cut at its end to finish their ending
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -51,7 +56,8 @@ async def serve_app(app: web.Application, host: str, port: int, grace: float, re
                     on_started: Callable[[list[Any]], None] | None = None,
                     metrics_app: web.Application | None = None, metrics_port: int | None = None) -> None:
     """Serve until SIGTERM/SIGINT; `metrics_app` on `metrics_port` too, when given."""
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=grace, access_log=None)
+    # The grace is spent in `_drain`; aiohttp's own shutdown then finds nothing running.
+    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=SHUTDOWN_MARGIN, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
     await site.start()
@@ -72,11 +78,24 @@ async def serve_app(app: web.Application, host: str, port: int, grace: float, re
         await stop.wait()
         log.info("stopping: no new connections; in-flight requests get up to %ss", grace,
                  extra={"fields": {"grace_seconds": grace}})
+        await _drain(runner, site, grace)
     finally:
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         await runner.cleanup()
         log.info("stopped")
+
+
+async def _drain(runner: web.AppRunner, site: web.TCPSite, grace: float) -> None:
+    """Stop accepting, close idle connections (busy ones close after their request),
+    give the requests running `grace` seconds, then end those left."""
+    await site.stop()
+    if runner.server is not None:
+        runner.server.pre_shutdown()
+    cut = await runner.app[IN_FLIGHT].drain(grace, SHUTDOWN_MARGIN)
+    if cut:
+        log.warning("shutdown grace over: ended the requests still running", extra={"fields": {
+            "requests": cut, "grace_seconds": grace}})
 
 
 def _reload_on_signal(app: web.Application) -> None:

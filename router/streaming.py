@@ -21,7 +21,7 @@ from aiohttp import web
 from providers.base import StreamState, StreamTranslator, UpstreamError, Usage
 from providers.sse import SSEDecoder
 from router.dispatch import Outcome
-from router.middleware import CLIENT_CLOSED, Exchange
+from router.middleware import CLIENT_CLOSED, IN_FLIGHT, SHUTTING_DOWN, Exchange, InFlight
 from router.tokens import PromptEstimate, from_chars
 
 DONE = b"data: [DONE]\n\n"
@@ -103,6 +103,7 @@ class StreamRelay:
         self.translator = outcome.adapter.stream_translator(outcome.request)
         self.decoder = SSEDecoder()
         self._setup = 0.0
+        self._in_flight: InFlight | None = None
 
     @property
     def usage(self) -> Usage:
@@ -112,6 +113,7 @@ class StreamRelay:
     async def run(self, request: web.Request, headers: Mapping[str, str]) -> web.StreamResponse:
         upstream = self.outcome.response
         assert upstream is not None
+        self._in_flight = request.app.get(IN_FLIGHT)
         try:
             first = _translate(self.decoder, self.translator, self.outcome.first_chunk)
             response = web.StreamResponse(status=200, headers=headers)
@@ -157,16 +159,21 @@ class StreamRelay:
                 gateway += time.perf_counter() - began
             await response.write(self._tail())
         except asyncio.CancelledError:
-            if not watchdog.timed_out():
-                raise
-            await self._end_with(response, UpstreamError(
-                504, "The upstream provider stopped sending (stream timeout).", type="timeout",
-                code="upstream_timeout"))
+            if watchdog.timed_out():
+                await self._end_with(response, UpstreamError(
+                    504, "The upstream provider stopped sending (stream timeout).", type="timeout",
+                    code="upstream_timeout"))
+            elif self._in_flight is not None and self._in_flight.ended_by_shutdown():
+                # The shutdown grace is over: the client learns why its stream ends here.
+                await self._end_with(response, UpstreamError(503, SHUTTING_DOWN, code="shutting_down"))
+            else:
+                raise  # the client went away
         except UpstreamError as error:
             await self._end_with(response, error)
         finally:
             watchdog.stop()
-        ex.gateway_seconds = self._setup + gateway
+            # Also when the client went away: only the gateway's own time, never the stream's.
+            ex.gateway_seconds = self._setup + gateway
         await response.write_eof()
 
     async def _end_with(self, response: web.StreamResponse, error: UpstreamError) -> None:

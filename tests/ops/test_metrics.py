@@ -4,6 +4,7 @@ from a `llm-router serve --workers 2` subprocess, where one scrape covers both."
 
 from __future__ import annotations
 
+import http.client as http_client
 import os
 import re
 import signal
@@ -20,7 +21,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from providers.simulators.common import SIMULATOR_STATE, Fault
 from router.server import MIN_WORKER_LIFETIME
-from tests.harness import Gateway, table_dict
+from tests.harness import KEY_A, Gateway, table_dict
 from tests.ops.support import Simulators, delta, free_port, http, scrape, serve_process, value, write_table
 
 KEY_LIMITED = "sk-team-limited-test"
@@ -81,7 +82,39 @@ def test_a_known_sequence_moves_every_metric_by_exactly_its_share(gw: Gateway) -
     assert moved("llm_router_request_duration_seconds_count", model=MODEL, provider="openai") == 5
     assert moved("llm_router_overhead_seconds_count") == 5
     assert moved("llm_router_time_to_first_token_seconds_count", model=MODEL, provider="openai") == 1
-    assert value(after, "llm_router_inflight_requests") == 1  # the scrape itself
+    assert value(after, "llm_router_inflight_requests") == 0  # the scrape is not a client request
+
+
+def test_probes_and_scrapes_are_not_in_flight_requests(gw: Gateway) -> None:
+    for path in ("/healthz", "/readyz"):
+        assert http("GET", gw.url(path))[0] == 200
+    assert value(scrape(gw.url("/metrics")), "llm_router_inflight_requests") == 0
+
+
+def test_a_client_leaving_a_stream_records_the_gateway_time_not_the_stream_time(gw: Gateway) -> None:
+    """The stream is held open for `held` seconds; the gateway's own share is far less."""
+    held = 1.0
+    before = scrape(gw.url("/metrics"))
+    release = gw.sim("openai").hold_after_first_chunk = threading.Event()
+    connection = http_client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    try:
+        connection.request("POST", "/v2/chat/completions", orjson.dumps(
+            {"model": MODEL, "messages": HELLO, "stream": True}),
+            {"Authorization": f"Bearer {KEY_A}", "Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 200 and response.readline().startswith(b"data: ")
+        time.sleep(held)
+    finally:
+        connection.close()  # the client leaves mid-stream
+    release.set()
+    gw.sim("openai").hold_after_first_chunk = None
+    deadline = time.monotonic() + 10
+    while delta(before, after := scrape(gw.url("/metrics")), "llm_router_requests_total", status="499") < 1:
+        assert time.monotonic() < deadline, "the closed stream was never counted"
+        time.sleep(0.05)
+    assert delta(before, after, "llm_router_request_duration_seconds_sum") >= held
+    assert delta(before, after, "llm_router_overhead_seconds_count") == 1
+    assert delta(before, after, "llm_router_overhead_seconds_sum") < held
 
 
 def test_series_that_alerts_compute_rates_of_exist_at_zero_from_the_start(gw: Gateway) -> None:
@@ -174,7 +207,7 @@ def test_a_killed_worker_leaves_the_in_flight_sum_and_is_replaced(tmp_path: Path
             streams = [HeldStream(port) for _ in range(6)]  # a connection each: both workers get some
             for stream in streams:
                 assert stream.first_chunk.wait(5)
-            assert value(scrape(metrics_url), "llm_router_inflight_requests") == 7  # 6 streams + this scrape
+            assert value(scrape(metrics_url), "llm_router_inflight_requests") == 6  # the streams, not this scrape
             os.kill(workers[0], signal.SIGKILL)
             release.set()
             for stream in streams:
@@ -182,8 +215,8 @@ def test_a_killed_worker_leaves_the_in_flight_sum_and_is_replaced(tmp_path: Path
             state.hold_after_first_chunk = None
             _wait_for_lines(log, r'"message":"worker exited"', 1)
             _wait_for_lines(log, r'"message":"serving"', 3)  # the replacement
-            # The dead worker's in-flight streams no longer count; only this scrape does.
-            assert value(scrape(metrics_url), "llm_router_inflight_requests") == 1
+            # The dead worker's in-flight streams no longer count.
+            assert value(scrape(metrics_url), "llm_router_inflight_requests") == 0
             finished = sum(stream.finished for stream in streams)
             samples = scrape(metrics_url)
             assert value(samples, "llm_router_requests_total", key="team-a", status="200") == finished
