@@ -108,8 +108,9 @@ def test_sigterm_cuts_streams_at_the_grace_and_meters_what_they_used(tmp_path: P
         text = "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in chunks if chunk["choices"])
         assert text
         completion += from_chars(len(text))
-    usage = redis.Redis.from_url(SHARED_REDIS).hgetall(counters_key(prefix, today(), "team-a", "m1"))
-    counts = {k.decode(): int(v) for k, v in usage.items()}
+    client = redis.Redis.from_url(SHARED_REDIS, decode_responses=True)
+    counts = {k: int(v) for k, v in client.hgetall(counters_key(prefix, today(), "team-a", "m1")).items()}
+    client.close()
     assert counts["requests"] == STREAMS and counts["errors"] == STREAMS, (counts, log.read_text())
     assert counts["prompt_tokens"] >= STREAMS * len(PROMPT.split())
     assert counts["completion_tokens"] == completion

@@ -179,8 +179,11 @@ def test_a_post_reload_and_a_sighup_reach_every_worker(tmp_path: Path) -> None:
             versions = [dict(labels)["version"] for name, labels in scrape(f"http://127.0.0.1:{port}/metrics")
                         if name == "llm_router_config_info"]
             assert versions == [reloads[0]["version"]]
+            # Three successes: the two swaps, and the answering worker's reload on the supervisor's
+            # SIGHUP, which finds its table unchanged (a successful reload all the same).
+            _until(lambda: log.read_text().count('"message":"route table unchanged"') == 1, 10)
             assert value(scrape(f"http://127.0.0.1:{port}/metrics"), "llm_router_config_reloads_total",
-                         result="success") == 2
+                         result="success") == 3
 
             # SIGHUP to the supervisor reaches both workers too.
             config.write_text(_routes(url, "m3").replace("keys:", "admin: {key: sk-watch-admin}\nkeys:"),
