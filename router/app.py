@@ -14,7 +14,7 @@ from router import admin, metrics, protocol_errors
 from router.api import GATEWAY, endpoint_handler
 from router.auth import FAILED_AUTH, FailedAuthLimiter
 from router.config import RouteTable
-from router.middleware import IN_FLIGHT, InFlight, gateway_middleware
+from router.middleware import IN_FLIGHT, InFlight, gateway_middleware, name_the_server
 from router.redis_limits import RedisLimiter
 from router.redis_meter import RedisMeter
 from router.runtime import Gateway, build_runtime, refresh_credentials
@@ -61,6 +61,7 @@ def create_app(table: RouteTable, config_path: str | Path | None = None,
     app[GATEWAY] = gateway or Gateway(build_runtime(table))
     app[FAILED_AUTH] = FailedAuthLimiter()
     app[IN_FLIGHT] = InFlight()
+    app.on_response_prepare.append(name_the_server)
     app[admin.CONFIG_PATH] = Path(config_path or table.path)
     app[admin.TABLE_TRANSFORM] = transform or (lambda t: t)
     metrics.table_loaded(table)

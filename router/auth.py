@@ -141,7 +141,10 @@ MAX_TOKEN_CHARS = 1024  # far above any real key; a longer one is refused withou
 
 
 def bearer_token(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
+    headers = request.headers.getall("Authorization", [])
+    if len(headers) != 1:  # none, or several: proxies differ on which one counts, so none does
+        return None
+    header = headers[0]
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None

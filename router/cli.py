@@ -16,6 +16,7 @@ from router import logs, metrics
 from router.app import create_app, metrics_handler
 from router.config import ConfigError, RouteTable, load
 from router.demo import simulated, start_simulators
+from router.middleware import name_the_server
 from router.server import bound_port, run, run_workers, serve_app
 from router.watch import table_watcher
 
@@ -70,6 +71,7 @@ def _serve_process(options: ServeOptions) -> None:
         metrics_app: web.Application | None = None
         if separate_metrics:
             metrics_app = web.Application()
+            metrics_app.on_response_prepare.append(name_the_server)
             metrics_app.router.add_get("/metrics", metrics_handler)
 
         def started(sockets: list[object]) -> None:

@@ -30,6 +30,7 @@ UNKNOWN_MODEL = "unknown"  # the model label of requests for ids the table does 
 # Probes and scrapes: not client requests, so not in the in-flight gauge (contract, Health).
 NOT_CLIENT_REQUESTS = frozenset({"/healthz", "/readyz", "/metrics"})
 SHUTTING_DOWN = "The gateway is shutting down; retry the request."
+SERVER_NAME = "llm-router"  # the Server header: no library or version for a scanner to match
 
 
 @dataclass(slots=True)
@@ -196,6 +197,11 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
             exchange.status = CLIENT_CLOSED
         if exchange.endpoint:
             _observe(exchange, request.method, runtime)
+
+
+async def name_the_server(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: aiohttp would send `Server: Python/3.x aiohttp/3.y`."""
+    response.headers["Server"] = SERVER_NAME
 
 
 async def _content(request: web.Request, response: web.StreamResponse) -> dict[str, str]:

@@ -35,7 +35,8 @@ def handle_error(self: web_protocol.RequestHandler, request: Any, status: int = 
     _original_handle_error(self, request, status, exc, message)
     text, code = _message(status, exc)
     kind = "server_error" if status >= 500 else "invalid_request_error"
-    response = web.Response(status=status, body=error_body(text, kind, None, code), content_type="application/json")
+    response = web.Response(status=status, body=error_body(text, kind, None, code), content_type="application/json",
+                            headers={"Server": "llm-router"})  # no aiohttp version for scanners
     response.force_close()
     return response
 

@@ -4,7 +4,9 @@ and nothing else, and a client key sees only its own usage."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 
+import orjson
 import pytest
 
 from router.auth import FailedAuthLimiter, client_address, forwarded_client
@@ -145,3 +147,66 @@ def test_a_client_reads_only_its_own_usage(gw: Gateway) -> None:
             assert rows and {row["key"] for row in rows} == {name}, (name, query, rows)
     everyone = call(gw, "GET", "/admin/usage", ADMIN_KEY).json()["data"]
     assert {"team-a", "team-b"} <= {row["key"] for row in everyone}
+
+
+def _raw(gw: Gateway, head: bytes) -> tuple[int, bytes, bytes]:
+    """One request written byte for byte (what no well-behaved client would send): status, headers, body."""
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as sock:
+        sock.sendall(head + b"\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head_part, _, body = data.partition(b"\r\n\r\n")
+    return int(head_part.split(b" ", 2)[1]), head_part, body
+
+
+@pytest.mark.parametrize("authorization", [
+    "Bearer sk-\u00e4\u00f6\u00fc-\u4e2d\u6587".encode(),  # UTF-8 beyond ASCII
+    b"Bearer sk-\xff\xfe\x80",  # not UTF-8 at all
+    b"Bearer " + b"k" * 8000,  # long, under the header limit: refused without hashing it whole
+    b"Bearer " + KEY_A.encode() + b"\x0b",  # a valid key with a trailing control character
+], ids=["utf8", "not-utf8", "long", "control-char"])
+def test_hostile_keys_are_a_clean_401_without_echo(gw: Gateway, authorization: bytes) -> None:
+    for path in (b"/v2/models", b"/admin/config"):
+        status, head, body = _raw(gw, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                  b"Authorization: " + authorization + b"\r\n")
+        assert status in (400, 401), (path, head, body)
+        assert orjson.loads(body)["error"]["code"] in ("invalid_api_key", "bad_http_request"), body
+        assert authorization[7:40] not in body and authorization[7:40] not in head
+
+
+def test_a_huge_authorization_header_is_a_json_400(gw: Gateway) -> None:
+    status, head, body = _raw(gw, b"GET /v2/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                              b"Authorization: Bearer " + b"k" * 100_000 + b"\r\n")
+    assert status == 400 and orjson.loads(body)["error"]["code"] == "request_header_too_large"
+    assert b"Server: llm-router\r\n" in head
+
+
+def test_two_authorization_headers_authenticate_nobody(gw: Gateway) -> None:
+    for first, second in ((KEY_A, "sk-other"), ("sk-other", KEY_A), (KEY_A, KEY_A)):
+        status, _, body = _raw(gw, b"GET /v2/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                               b"Authorization: Bearer " + first.encode() + b"\r\n"
+                               b"Authorization: Bearer " + second.encode() + b"\r\n")
+        assert status == 401, body
+    status, _, _ = _raw(gw, b"GET /admin/config HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                        b"Authorization: Bearer " + ADMIN_KEY.encode() + b"\r\n"
+                        b"Authorization: Bearer " + ADMIN_KEY.encode() + b"\r\n")
+    assert status == 401
+
+
+def test_a_crlf_in_a_header_value_injects_nothing_into_the_answer(gw: Gateway) -> None:
+    status, head, _ = _raw(gw, b"GET /v2/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                           b"X-Request-Id: abc\rSet-Cookie: x=1\r\nAuthorization: Bearer " + KEY_A.encode() + b"\r\n")
+    assert status in (200, 400)
+    assert b"Set-Cookie" not in head
+
+
+def test_the_server_header_names_no_library_or_version(gw: Gateway) -> None:
+    for method, path, key in (("GET", "/v2/models", KEY_A), ("GET", "/v2/models", "sk-wrong"),
+                              ("GET", "/nowhere", None), ("GET", "/metrics", None), ("GET", "/healthz", None),
+                              ("GET", "/admin/config", ADMIN_KEY)):
+        answer = call(gw, method, path, key)
+        assert answer.headers.get("Server") == "llm-router", (path, answer.headers)
+    stream = call(gw, "POST", "/v2/chat/completions", KEY_A, json={
+        "model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    assert stream.status == 200 and stream.headers.get("Server") == "llm-router"
