@@ -1,11 +1,10 @@
 """A simulator of the OpenAI protocol (OpenAI, Azure OpenAI, vLLM-style servers).
 
-It speaks the real wire format (see wire-formats.md section 1 and the recordings in
-samples/): chat streamed and not, `n` choices, tool calls when tools are given,
-`response_format` (json_object: a JSON object; json_schema: an instance of the schema),
-legacy completions, embeddings at each model's dimension (given to `create_app`, else
-1024; `dimensions` when asked), models, transcriptions, and Azure's deployment paths
-with `api-key` and `api-version`.
+It speaks the real wire format (see the recordings in tests/samples/): chat streamed
+and not, `n` choices, tool calls when tools are given, `response_format` (json_object:
+a JSON object; json_schema: an instance of the schema), legacy completions, embeddings
+at each model's dimension (given to `create_app`, else 1024; `dimensions` when asked),
+models, transcriptions, and Azure's deployment paths with `api-key` and `api-version`.
 """
 
 from __future__ import annotations
