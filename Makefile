@@ -1,10 +1,12 @@
 # Two commands from a fresh clone: `make demo` and `make test`.
 PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8080
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test check bench clean
+.PHONY: demo test test-env check bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,10 +14,16 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $(INSTALLED)
 
+# make demo PORT=9000 HOST=0.0.0.0; DEMO_API_KEY and ROUTER_ADMIN_KEY keep the keys stable.
 demo: $(INSTALLED)
-	$(BIN)/llm-router demo
+	$(BIN)/llm-router demo --host '$(HOST)' --port '$(PORT)'
 
-test: $(INSTALLED)
+# Redis on 127.0.0.1:6379 and promtool/prometheus, installed (apt-get) or started when missing.
+test-env:
+	scripts/setup-test-env
+
+# pytest exits 5 when no test ran, so an empty run fails too.
+test: $(INSTALLED) test-env
 	$(BIN)/python -m pytest -q
 
 check: $(INSTALLED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import secrets
@@ -98,24 +99,42 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# The demo's keys: each taken from its environment variable, else a new one per start.
+DEMO_KEYS = (("DEMO_API_KEY", "demo key", "sk-demo-"), ("ROUTER_ADMIN_KEY", "admin key", "sk-admin-"))
+
+
+def _demo_keys() -> list[str]:
+    """Set the keys the demo table reads; one line per key saying where it came from."""
+    lines = []
+    for variable, label, prefix in DEMO_KEYS:
+        given = bool(os.environ.get(variable))
+        if not given:
+            os.environ[variable] = prefix + secrets.token_hex(12)
+        origin = f"from {variable}" if given else f"new at every start; set {variable} to keep one"
+        lines.append(f"  {label + ':':<11}{os.environ[variable]}  ({origin})")
+    # routes.yaml stores the demo key as a digest, so that serving it without the demo is safe.
+    os.environ["DEMO_API_KEY_SHA256"] = hashlib.sha256(os.environ["DEMO_API_KEY"].encode()).hexdigest()
+    return lines
+
+
 def demo(args: argparse.Namespace) -> int:
-    os.environ.setdefault("DEMO_API_KEY", "sk-demo-" + secrets.token_hex(12))
-    os.environ.setdefault("ROUTER_ADMIN_KEY", "sk-admin-" + secrets.token_hex(12))
+    key_lines = _demo_keys()
     table = _load_or_exit(args.config)
     logs.setup(table.logging.level)
     host = args.host or "127.0.0.1"
     port = args.port if args.port is not None else 8080
 
     async def main() -> None:
-        urls, runners = await start_simulators({p.kind for p in table.providers.values()})
-        transform = simulated(urls)
+        dimensions: dict[str, int] = {}  # filled by `transform` from each table it serves
+        urls, runners = await start_simulators({p.kind for p in table.providers.values()}, dimensions=dimensions)
+        transform = simulated(urls, dimensions)
         app = create_app(transform(table), args.config, transform)
         log.warning("DEMO: every provider is replaced by a local simulator of its protocol; "
                     "answers are simulated")
 
         def started(sockets: list[object]) -> None:
             actual = bound_port(sockets)  # type: ignore[arg-type]
-            print(_snippet(host, actual), flush=True)
+            print(_snippet(host, actual, key_lines), flush=True)
 
         try:
             await serve_app(app, host, port, 1.0, False, started)
@@ -127,13 +146,14 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _snippet(host: str, port: int) -> str:
+def _snippet(host: str, port: int, key_lines: list[str]) -> str:
     key = os.environ["DEMO_API_KEY"]
+    keys = "\n".join(key_lines)
     return f"""
 llm-router demo is serving on http://{host}:{port} (every upstream is a local simulator)
 
-  demo key:  {key}
-  admin key: {os.environ["ROUTER_ADMIN_KEY"]}
+{keys}
+  (`make demo PORT=... HOST=...` or `llm-router demo --port ... --host ...` serve elsewhere)
 
 Paste this into Python (pip install openai):
 

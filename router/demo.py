@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from router.config import RouteTable, Secret, replace_providers
+from router.config import ModelType, RouteTable, Secret, replace_providers
 
 log = logging.getLogger("llm_router")
 
@@ -24,10 +24,25 @@ SIMULATORS = {
     "gemini": ("providers.simulators.gemini", ""),
     "vertex": ("providers.simulators.gemini", ""),
 }
+EMBEDDING_SIMULATORS = {"providers.simulators.openai", "providers.simulators.gemini"}
 
 
-async def start_simulators(kinds: set[str], host: str = "127.0.0.1") -> tuple[dict[str, str], list[web.AppRunner]]:
-    """Start one simulator per protocol module needed; return base URL per kind."""
+def embedding_dimensions(table: RouteTable) -> dict[str, int]:
+    """Upstream model name -> the dimension `/models` advertises (meta_data.hidden_size),
+    for every embedding model's targets: what its simulator must answer with."""
+    dimensions: dict[str, int] = {}
+    for model in table.models.values():
+        if model.type is ModelType.EMBEDDING and model.meta_data.hidden_size > 0:
+            for target in model.targets:
+                dimensions[target.model] = model.meta_data.hidden_size
+    return dimensions
+
+
+async def start_simulators(kinds: set[str], host: str = "127.0.0.1",
+                           dimensions: dict[str, int] | None = None) -> tuple[dict[str, str], list[web.AppRunner]]:
+    """Start one simulator per protocol module needed; return base URL per kind.
+    `dimensions` (upstream model -> embedding dimension) is shared with the simulators,
+    not copied: `simulated(urls, dimensions)` refills it from each table it transforms."""
     urls: dict[str, str] = {}
     started: dict[str, str] = {}
     runners: list[web.AppRunner] = []
@@ -39,7 +54,9 @@ async def start_simulators(kinds: set[str], host: str = "127.0.0.1") -> tuple[di
             except ModuleNotFoundError:
                 log.warning("no simulator for kind %s yet; its models answer 503", kind)
                 continue
-            runner = web.AppRunner(module.create_app(), access_log=None)
+            embeds = module_name in EMBEDDING_SIMULATORS
+            app = module.create_app(dimensions=dimensions) if embeds else module.create_app()
+            runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, host, 0)
             await site.start()
@@ -51,10 +68,14 @@ async def start_simulators(kinds: set[str], host: str = "127.0.0.1") -> tuple[di
     return urls, runners
 
 
-def simulated(urls: dict[str, str]) -> Callable[[RouteTable], RouteTable]:
-    """A table transform pointing every provider at its simulator."""
+def simulated(urls: dict[str, str], dimensions: dict[str, int] | None = None) -> Callable[[RouteTable], RouteTable]:
+    """A table transform pointing every provider at its simulator (and, given the
+    simulators' `dimensions`, telling them the embedding dimensions of this table)."""
 
     def transform(table: RouteTable) -> RouteTable:
+        if dimensions is not None:
+            dimensions.clear()
+            dimensions.update(embedding_dimensions(table))
         providers = {}
         for name, provider in table.providers.items():
             if provider.kind not in urls:

@@ -103,8 +103,10 @@ class Gateway:
 
     async def _start(self) -> None:
         table = parse(self.table_data, self.file)
-        urls, self.runners = await start_simulators({p.kind for p in table.providers.values()})
-        self.transform: Callable[[RouteTable], RouteTable] = simulated(urls)
+        dimensions: dict[str, int] = {}  # each embedding model's meta_data.hidden_size, as in the demo
+        urls, self.runners = await start_simulators({p.kind for p in table.providers.values()},
+                                                    dimensions=dimensions)
+        self.transform: Callable[[RouteTable], RouteTable] = simulated(urls, dimensions)
         self.table = self.transform(table)
         self.app = create_app(self.table, self.file, self.transform)
         runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None, shutdown_timeout=2)

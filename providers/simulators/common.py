@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from providers.simulators.schema_instance import schema_instance
+
 
 @dataclass(frozen=True, slots=True)
 class Fault:
@@ -103,26 +105,15 @@ def split_words(text: str) -> list[str]:
 
 
 def tool_arguments(schema: Any) -> dict[str, Any]:
-    """Arguments that satisfy a JSON schema's required properties (enums take the first value)."""
+    """Arguments valid for a tool's parameter schema (`schema_instance`); with nothing
+    required, its first property is filled, as a model asked to call the tool would."""
     if not isinstance(schema, dict):
         return {}
-    props = schema.get("properties") or {}
-    out: dict[str, Any] = {}
-    for name in schema.get("required") or list(props)[:1]:
-        spec = props.get(name) or {}
-        if "enum" in spec and spec["enum"]:
-            out[name] = spec["enum"][0]
-        elif spec.get("type") in ("integer", "number"):
-            out[name] = 1
-        elif spec.get("type") == "boolean":
-            out[name] = True
-        elif spec.get("type") == "array":
-            out[name] = []
-        elif spec.get("type") == "object":
-            out[name] = tool_arguments(spec)
-        else:
-            out[name] = "Hamburg" if "location" in name or "city" in name else "value"
-    return out
+    properties = schema.get("properties")
+    if not schema.get("required") and isinstance(properties, dict) and properties:
+        schema = {**schema, "required": list(properties)[:1]}
+    arguments = schema_instance(schema)
+    return arguments if isinstance(arguments, dict) else {}
 
 
 async def wait_for_release(state: SimulatorState, timeout: float = 5.0) -> None:

@@ -12,8 +12,11 @@ with as many responses.
 Answers are deterministic: a text (`reply_text`), or, with tools and a prompt naming a
 tool or mentioning "weather" (or mode ANY), calls to them (one per city when several
 known cities are named); after function responses it answers text; "unsafe" in the
-prompt ends with finishReason SAFETY. Embeddings have 768 dimensions, derived from
-the text. Streams (`alt=sse`) are CRLF-framed like the real recordings.
+prompt ends with finishReason SAFETY. With `responseMimeType: application/json` the
+text is JSON: an instance of `responseSchema`/`responseJsonSchema`, else an object;
+`candidateCount` candidates. Embeddings have 768 dimensions (or the model's own, given
+to `create_app`), derived from the text. Streams (`alt=sse`) are CRLF-framed like the
+real recordings.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import math
 import random
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +54,7 @@ from providers.simulators.gemini_checks import (
     json_object,
     validate_generate,
 )
+from providers.simulators.schema_instance import schema_instance
 
 EMBEDDING_DIMENSION = 768
 MAX_EMBED_BATCH = 100
@@ -62,8 +66,13 @@ CITIES = (
 )  # fmt: skip
 
 
-def create_app() -> web.Application:
+_DIMENSIONS = web.AppKey("dimensions", Mapping)
+
+
+def create_app(dimensions: Mapping[str, int] | None = None) -> web.Application:
+    """`dimensions`: embedding model -> its dimension (default 768), kept by reference."""
     app = new_state_app()
+    app[_DIMENSIONS] = dimensions if dimensions is not None else {}
     app.router.add_post("/v1beta/models/{target}", _gemini_api)
     app.router.add_post("/v1/projects/{project}/locations/{location}/publishers/google/models/{target}", _vertex_api)
     return app
@@ -98,10 +107,11 @@ async def _handle(request: web.Request, *, vertex: bool) -> web.StreamResponse:
                 return web.json_response(answer.response())
             return await _stream(request, state, fault, answer)
         check_model(model, embedding=True)
+        dimension = request.app[_DIMENSIONS].get(model, EMBEDDING_DIMENSION)
         if action == "batchEmbedContents" and not vertex:
-            return web.json_response(_batch_embed(payload, model))
+            return web.json_response(_batch_embed(payload, model, dimension))
         if action == "predict" and vertex:
-            return web.json_response(_vertex_predict(payload))
+            return web.json_response(_vertex_predict(payload, dimension))
         raise GeminiError(404, f"Method {action!r} is not found for models/{model}.")
     except GeminiError as error:
         return error.response(fault.retry_after if fault is not None else None)
@@ -188,11 +198,26 @@ def answer_for(payload: JSON, model: str) -> Answer:
         if calls:
             answer.parts = [{"functionCall": call} for call in calls]
             return answer
+    structured = _structured(config, prompt)
+    if structured is not None:  # JSON is never cut short, or it would not parse
+        answer.parts = [{"text": structured}]
+        return answer
     text = reply_text(prompt, limit)
     if limit is not None and len(reply_text(prompt).split()) > limit:
         answer.finish_reason = "MAX_TOKENS"
     answer.parts = [{"text": text}]
     return answer
+
+
+def _structured(config: JSON, prompt: str) -> str | None:
+    """`responseMimeType: application/json`: an instance of `responseSchema` (Gemini's
+    OpenAPI subset) or `responseJsonSchema`, else a JSON object; None for plain text."""
+    if config.get("responseMimeType") != "application/json":
+        return None
+    schema = config.get("responseSchema", config.get("responseJsonSchema"))
+    if schema is None:
+        return dumps({"answer": reply_text(prompt)}).decode()
+    return dumps(schema_instance(schema)).decode()
 
 
 def _function_calls(tools: list[JSON], calling: JSON, prompt: str) -> list[JSON]:
@@ -298,15 +323,16 @@ def embedding_vector(text: str, dimension: int = EMBEDDING_DIMENSION) -> list[fl
     return [round(v / norm, 6) for v in values]
 
 
-def _dimension(value: Any) -> int:
+def _dimension(value: Any, model_dimension: int) -> int:
+    """`outputDimensionality` truncates the model's own dimension, never exceeds it."""
     if value is None:
-        return EMBEDDING_DIMENSION
-    if not isinstance(value, int) or not 1 <= value <= EMBEDDING_DIMENSION:
-        raise invalid(f"* outputDimensionality must be between 1 and {EMBEDDING_DIMENSION}.")
+        return model_dimension
+    if not isinstance(value, int) or not 1 <= value <= model_dimension:
+        raise invalid(f"* outputDimensionality must be between 1 and {model_dimension}.")
     return value
 
 
-def _batch_embed(payload: JSON, model: str) -> JSON:
+def _batch_embed(payload: JSON, model: str, model_dimension: int) -> JSON:
     requests = payload.get("requests")
     if not isinstance(requests, list) or not requests:
         raise invalid("* BatchEmbedContentsRequest.requests: requests must not be empty")
@@ -320,15 +346,16 @@ def _batch_embed(payload: JSON, model: str) -> JSON:
         if not parts or not all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in parts):
             raise invalid(f"* BatchEmbedContentsRequest.requests[{i}].content: text parts are required")
         text = " ".join(p["text"] for p in parts)
-        embeddings.append({"values": embedding_vector(text, _dimension(item.get("outputDimensionality")))})
+        dimension = _dimension(item.get("outputDimensionality"), model_dimension)
+        embeddings.append({"values": embedding_vector(text, dimension)})
     return {"embeddings": embeddings}
 
 
-def _vertex_predict(payload: JSON) -> JSON:
+def _vertex_predict(payload: JSON, model_dimension: int) -> JSON:
     instances = payload.get("instances")
     if not isinstance(instances, list) or not instances:
         raise invalid("instances must not be empty")
-    dimension = _dimension((payload.get("parameters") or {}).get("outputDimensionality"))
+    dimension = _dimension((payload.get("parameters") or {}).get("outputDimensionality"), model_dimension)
     predictions = []
     for instance in instances:
         text = (instance or {}).get("content")

@@ -1,9 +1,10 @@
 """A simulator of the OpenAI protocol (OpenAI, Azure OpenAI, vLLM-style servers).
 
-It speaks the real wire format (see wire-formats.md section 1 and the recordings in
-samples/): chat streamed and not, tool calls when tools are given, legacy
-completions, embeddings at each model's dimension, models, transcriptions, and
-Azure's deployment paths with `api-key` and `api-version`.
+It speaks the real wire format (see the recordings in tests/samples/): chat streamed
+and not, `n` choices, tool calls when tools are given, `response_format` (json_object:
+a JSON object; json_schema: an instance of the schema), legacy completions, embeddings
+at each model's dimension (given to `create_app`, else 1024; `dimensions` when asked),
+models, transcriptions, and Azure's deployment paths with `api-key` and `api-version`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import struct
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -34,18 +36,21 @@ from providers.simulators.common import (
     tool_arguments,
     wait_for_release,
 )
+from providers.simulators.schema_instance import schema_instance
 
 DEFAULT_DIMENSION = 1024
 MAX_DIMENSION = 8192  # real embedding models top out at a few thousand
+MAX_CHOICES = 128  # OpenAI's bound on `n`
 _API_KEY = web.AppKey("api_key", str)
-_DIMENSIONS = web.AppKey("dimensions", dict)
+_DIMENSIONS = web.AppKey("dimensions", Mapping)
 
 
 def create_app(api_key: str | None = None, dimensions: Mapping[str, int] | None = None) -> web.Application:
     app = new_state_app()
     if api_key:
         app[_API_KEY] = api_key
-    app[_DIMENSIONS] = dict(dimensions or {})
+    # Kept by reference: the demo refills it when its route table is reloaded.
+    app[_DIMENSIONS] = dimensions if dimensions is not None else {}
     for prefix in ("/v1", "", "/openai/deployments/{deployment}"):
         app.router.add_post(prefix + "/chat/completions", chat)
         app.router.add_post(prefix + "/completions", completions)
@@ -170,17 +175,48 @@ def _plan_tool_calls(body: dict[str, Any], messages: list[Any]) -> list[dict[str
     return calls
 
 
-def _answer(body: dict[str, Any], messages: list[Any]) -> tuple[str, list[dict[str, Any]], int]:
-    prompt_tokens = sum(count_tokens(_text_of(m.get("content"))) + 4 for m in messages if isinstance(m, dict))
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One choice of an answer: text (plain or JSON) or tool calls, and why it ended."""
+
+    text: str
+    calls: list[dict[str, Any]]
+    finish: str
+
+
+def _structured(body: dict[str, Any], said: str) -> str | None:
+    """The JSON text `response_format` asks for, or None for plain text."""
+    response_format = body.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "json_object":
+        return orjson.dumps({"answer": reply_text(said)}).decode()
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") if isinstance(response_format, dict) else None
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        return orjson.dumps(schema_instance(schema if schema is not None else {"type": "object"})).decode()
+    return None
+
+
+def _answer(body: dict[str, Any], messages: list[Any]) -> Choice:
+    """One choice; tool calls first, then `response_format`, then text within max tokens."""
     calls = _plan_tool_calls(body, messages)
     if calls:
-        return "", calls, prompt_tokens
+        return Choice("", calls, "tool_calls")
     last = messages[-1] if messages else {}
     said = _text_of(last.get("content") if isinstance(last, dict) else "")
     if isinstance(last, dict) and last.get("role") == "tool":
         said = f"the tool answered {said}"
+    structured = _structured(body, said)
+    if structured is not None:  # a JSON answer is never cut: `parse()` refuses finish "length"
+        return Choice(structured, [], "stop")
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    return reply_text(said, limit if isinstance(limit, int) else None), [], prompt_tokens
+    text = reply_text(said, limit if isinstance(limit, int) else None)
+    return Choice(text, [], "length" if _hit_limit(body, text) else "stop")
+
+
+def _choices(body: dict[str, Any], messages: list[Any]) -> list[Choice]:
+    """`n` choices (each tool call with its own id)."""
+    return [_answer(body, messages) for _ in range(body.get("n") or 1)]
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
@@ -194,40 +230,49 @@ async def chat(request: web.Request) -> web.StreamResponse:
     bad_image = _check_images(messages)
     if bad_image:
         return _error(400, bad_image, param="messages")
-    text, calls, prompt_tokens = _answer(body, messages)
-    completion_tokens = count_tokens(text) + sum(count_tokens(c["function"]["arguments"]) for c in calls)
-    model = _model(request, body)
+    n = body.get("n", 1)
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CHOICES):
+        return _error(400, f"Invalid 'n': expected an integer between 1 and {MAX_CHOICES}.", param="n")
+    choices = _choices(body, messages)
+    prompt_tokens = sum(count_tokens(_text_of(m.get("content"))) + 4 for m in messages if isinstance(m, dict))
+    completion_tokens = sum(count_tokens(c.text) + sum(count_tokens(t["function"]["arguments"]) for t in c.calls)
+                            for c in choices)
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
              "total_tokens": prompt_tokens + completion_tokens}
-    finish = "tool_calls" if calls else ("length" if _hit_limit(body, text) else "stop")
-    ident, created = "chatcmpl-" + uuid.uuid4().hex[:24], int(time.time())
+    base = {"id": "chatcmpl-" + uuid.uuid4().hex[:24], "created": int(time.time()),
+            "model": _model(request, body), "system_fingerprint": "fp_simulated"}
     if not body.get("stream"):
-        message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
-        if calls:
-            message["tool_calls"] = calls
-        return web.json_response({
-            "id": ident, "object": "chat.completion", "created": created, "model": model,
-            "system_fingerprint": "fp_simulated",
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-            "usage": usage,
-        })
-    base = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": "fp_simulated"}
-    first: dict[str, Any] = {"role": "assistant", "content": None if calls else "", "refusal": None}
-    deltas: list[dict[str, Any]] = [first]
-    for i, call in enumerate(calls):
+        return web.json_response({**base, "object": "chat.completion", "usage": usage, "choices": [
+            {"index": i, "message": _message(c), "logprobs": None, "finish_reason": c.finish}
+            for i, c in enumerate(choices)]})
+    base["object"] = "chat.completion.chunk"
+    chunks = [{**base, "choices": [{"index": i, "delta": d, "logprobs": None, "finish_reason": None}]}
+              for i, c in enumerate(choices) for d in _deltas(c)]
+    chunks.extend({**base, "choices": [{"index": i, "delta": {}, "logprobs": None, "finish_reason": c.finish}]}
+                  for i, c in enumerate(choices))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        chunks.append({**base, "choices": [], "usage": usage})
+    return await stream_events(request, state, fault, [orjson.dumps(c) for c in chunks])
+
+
+def _message(choice: Choice) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": choice.text or None, "refusal": None}
+    if choice.calls:
+        message["tool_calls"] = choice.calls
+    return message
+
+
+def _deltas(choice: Choice) -> list[dict[str, Any]]:
+    """A choice as stream deltas: the role, tool calls in pieces, then the words."""
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None if choice.calls else "", "refusal": None}]
+    for i, call in enumerate(choice.calls):
         deltas.append({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
                                        "function": {"name": call["function"]["name"], "arguments": ""}}]})
         args = call["function"]["arguments"]
         for j in range(0, len(args), 8):
             deltas.append({"tool_calls": [{"index": i, "function": {"arguments": args[j:j + 8]}}]})
-    deltas.extend({"content": piece} for piece in (split_words(text) if text else []))
-    chunks = [{**base, "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}]}
-              for d in deltas]
-    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}]})
-    if (body.get("stream_options") or {}).get("include_usage"):
-        chunks.append({**base, "choices": [], "usage": usage})
-    return await stream_events(request, state, fault, [orjson.dumps(c) for c in chunks])
+    deltas.extend({"content": piece} for piece in (split_words(choice.text) if choice.text else []))
+    return deltas
 
 
 def _hit_limit(body: dict[str, Any], text: str) -> bool:

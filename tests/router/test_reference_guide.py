@@ -101,7 +101,7 @@ def test_embeddings_of_five_texts(gateway: Gateway) -> None:
              "I am the president of USA"]
     embeddings = gateway.client().embeddings.create(input=texts, model="jina-embeddings-v2-base-de")
     assert len(embeddings.data) == 5
-    assert len(embeddings.data[0].embedding) == 1024  # the simulator's default dimension
+    assert len(embeddings.data[0].embedding) == 768  # the model's meta_data.hidden_size
     assert embeddings.usage.prompt_tokens == embeddings.usage.total_tokens > 0
     assert embeddings.model == "jina-embeddings-v2-base-de"
 
