@@ -147,6 +147,17 @@ class StreamState:
     done: bool = False
 
 
+class StreamDecoder(Protocol):
+    """An upstream stream's framing (SSE, or e.g. AWS event streams): bytes in, events out,
+    whatever the chunking."""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]: ...
+
+    def flush(self) -> list[SSEEvent]:
+        """The body ended: the events still buffered."""
+        ...
+
+
 class StreamTranslator(Protocol):
     state: StreamState
 

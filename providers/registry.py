@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from providers.base import StreamDecoder
+from providers.sse import SSEDecoder
+
 if TYPE_CHECKING:
     from providers.base import Adapter
     from router.config import ProviderConfig
@@ -20,6 +23,8 @@ if TYPE_CHECKING:
 class KindSpec:
     module: str
     required: tuple[str, ...] = ()
+    # How the upstream frames a stream: a new decoder per stream (SSE for every kind so far).
+    framing: Callable[[], StreamDecoder] = SSEDecoder
 
 
 KINDS: dict[str, KindSpec] = {

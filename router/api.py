@@ -198,11 +198,12 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
         outcome = await dispatch(gw, rt, model, api_request, ex.trace)
         ex.model = outcome.model.id
         headers = _headers(ex, outcome, dict(admission.headers))
-        if outcome.response is None:
-            response: web.StreamResponse = await _respond(outcome, ex, headers, prompt_estimate)
-        else:
-            relay = StreamRelay(ex, outcome, prompt_estimate)
-            response = await relay.run(request, headers)
+        async with outcome:  # the upstream response and the provider's slot, until the answer is written
+            if outcome.response is None:
+                response: web.StreamResponse = await _respond(outcome, ex, headers, prompt_estimate)
+            else:
+                relay = StreamRelay(ex, outcome, prompt_estimate)
+                response = await relay.run(request, headers)
         failed = ex.status >= 400
         return response
     finally:
