@@ -16,7 +16,7 @@ from providers.sse import SSEDecoder
 
 if TYPE_CHECKING:
     from providers.base import Adapter
-    from router.config import ProviderConfig
+    from providers.settings import ProviderSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ KINDS: dict[str, KindSpec] = {
 }
 
 
-def adapter_factory(kind: str) -> Callable[[ProviderConfig], Adapter] | None:
+def adapter_factory(kind: str) -> Callable[[ProviderSettings], Adapter] | None:
     """The module's `ADAPTERS[kind]`, or None where that module is not built yet."""
     spec = KINDS[kind]
     try:
@@ -47,5 +47,5 @@ def adapter_factory(kind: str) -> Callable[[ProviderConfig], Adapter] | None:
         if exc.name == spec.module:
             return None
         raise
-    factories: dict[str, Callable[[ProviderConfig], Adapter]] = getattr(module, "ADAPTERS", {})
+    factories: dict[str, Callable[[ProviderSettings], Adapter]] = getattr(module, "ADAPTERS", {})
     return factories.get(kind)

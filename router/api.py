@@ -52,7 +52,7 @@ def _model_card(model: ModelConfig, rt: Runtime) -> dict[str, object]:
     owned_by = model.owned_by
     if not owned_by:
         provider = rt.table.providers[model.targets[0].provider]
-        owned_by = f"llm-router simulator of {provider.kind}" if provider.simulated else provider.kind
+        owned_by = f"llm-router simulator of {provider.kind}" if provider.settings.simulated else provider.kind
     meta = model.meta_data
     return {"id": model.id, "object": "model", "created": model.created, "owned_by": owned_by,
             "meta_data": {"max_sequence_length": meta.max_sequence_length, "hidden_size": meta.hidden_size,

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from router.config import RouteTable, Secret, replace_providers
+from providers.settings import Secret
+from router.config import RouteTable, replace_providers
 
 log = logging.getLogger("llm_router")
 
@@ -60,10 +61,10 @@ def simulated(urls: dict[str, str]) -> Callable[[RouteTable], RouteTable]:
             if provider.kind not in urls:
                 providers[name] = provider
                 continue
-            providers[name] = dataclasses.replace(
-                provider, base_url=urls[provider.kind], simulated=True,
-                api_key=provider.api_key or Secret("simulator-key"),
-                token_file=None, token_command=None)
+            settings = dataclasses.replace(
+                provider.settings, base_url=urls[provider.kind], simulated=True,
+                api_key=provider.settings.api_key or Secret("simulator-key"), token_file=None, token_command=None)
+            providers[name] = dataclasses.replace(provider, settings=settings)
         return replace_providers(table, providers)
 
     return transform

@@ -45,7 +45,7 @@ def build_runtime(table: RouteTable) -> Runtime:
     framings: dict[str, Callable[[], StreamDecoder]] = {}
     for name, provider in table.providers.items():
         factory = adapter_factory(provider.kind)
-        adapters[name] = factory(provider) if factory else None
+        adapters[name] = factory(provider.settings) if factory else None
         framings[name] = KINDS[provider.kind].framing
         t = provider.timeouts
         timeouts[name] = aiohttp.ClientTimeout(total=None, sock_connect=t.connect, sock_read=t.first_byte)

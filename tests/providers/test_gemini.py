@@ -21,7 +21,7 @@ from providers.base import ApiRequest, InlineImage, Operation, UpstreamError, Us
 from providers.gemini import ADAPTERS, GeminiAdapter, chat_to_gemini, embeddings_to_gemini
 from providers.gemini_schema import clean_schema
 from providers.gemini_stream import error_from_body
-from router.config import ProviderConfig, Secret
+from providers.settings import ProviderSettings, Secret
 
 WEATHER_TOOL = {
     "type": "function",
@@ -43,7 +43,7 @@ WEATHER_TOOL = {
 
 
 def gemini_adapter(**fields: Any) -> GeminiAdapter:
-    config = ProviderConfig(
+    config = ProviderSettings(
         name="gemini", kind="gemini", base_url="https://generativelanguage.googleapis.com/", **fields
     )
     adapter = ADAPTERS["gemini"](config)
@@ -52,7 +52,7 @@ def gemini_adapter(**fields: Any) -> GeminiAdapter:
 
 
 def vertex_adapter(**fields: Any) -> GeminiAdapter:
-    config = ProviderConfig(
+    config = ProviderSettings(
         name="vertex",
         kind="vertex",
         base_url="https://europe-west4-aiplatform.googleapis.com",

@@ -227,7 +227,8 @@ def _closed_port() -> int:
 def test_a_provider_that_refuses_connections_fails_within_the_deadline(gw: Gateway) -> None:
     gateway = gw.app[GATEWAY]  # type: ignore[index]
     table = gateway.runtime.table
-    dead = dataclasses.replace(table.providers["openai"], base_url=f"http://127.0.0.1:{_closed_port()}/v1")
+    dead = dataclasses.replace(table.providers["openai"], settings=dataclasses.replace(
+        table.providers["openai"].settings, base_url=f"http://127.0.0.1:{_closed_port()}/v1"))
     swapped = replace_providers(table, {**table.providers, "openai": dead})
 
     async def swap(new: Any) -> None:
