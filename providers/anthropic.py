@@ -79,7 +79,6 @@ from providers.base import (
     JSON,
     SHAPE_ERRORS,
     ApiRequest,
-    Operation,
     StreamState,
     UpstreamCall,
     UpstreamError,
@@ -163,7 +162,6 @@ ANTHROPIC_VERTEX = AnthropicVariant(
 
 
 class AnthropicAdapter:
-    operations = frozenset({Operation.CHAT})
 
     def __init__(self, config: ProviderSettings, variant: AnthropicVariant) -> None:
         self.config = config

@@ -175,7 +175,6 @@ class Adapter(Protocol):
     """One configured provider account, speaking one wire protocol."""
 
     kind: str
-    operations: frozenset[Operation]
     # Whether https image URLs must be fetched by the router and handed over inline.
     inlines_image_urls: bool
 

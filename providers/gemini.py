@@ -405,7 +405,6 @@ def embeddings_to_gemini(body: JSON, upstream_model: str, embed_action: str) -> 
 
 
 class GeminiAdapter:
-    operations = frozenset({Operation.CHAT, Operation.EMBEDDINGS})
     inlines_image_urls = True
 
     def __init__(self, config: ProviderSettings, flavour: Flavour) -> None:

@@ -58,7 +58,6 @@ FLAVOURS: dict[str, Flavour] = {
 
 
 class OpenAIAdapter:
-    operations = frozenset(Operation)
     inlines_image_urls = False
 
     def __init__(self, config: ProviderSettings, flavour: Flavour) -> None:

@@ -10,22 +10,11 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from providers.registry import KINDS
 from providers.settings import Secret
 from router.config import RouteTable, replace_providers
 
 log = logging.getLogger("llm_router")
-
-# Which simulator speaks each kind, and the base URL its SDKs would use.
-SIMULATORS = {
-    "openai": ("providers.simulators.openai", "/v1"),
-    "openai-compatible": ("providers.simulators.openai", "/v1"),
-    "azure": ("providers.simulators.openai", ""),
-    "anthropic": ("providers.simulators.anthropic", ""),
-    "anthropic-vertex": ("providers.simulators.anthropic", ""),
-    "gemini": ("providers.simulators.gemini", ""),
-    "vertex": ("providers.simulators.gemini", ""),
-}
-
 
 async def start_simulators(kinds: set[str], host: str = "127.0.0.1") -> tuple[dict[str, str], list[web.AppRunner]]:
     """Start one simulator per protocol module needed; return base URL per kind."""
@@ -33,7 +22,7 @@ async def start_simulators(kinds: set[str], host: str = "127.0.0.1") -> tuple[di
     started: dict[str, str] = {}
     runners: list[web.AppRunner] = []
     for kind in sorted(kinds):
-        module_name, suffix = SIMULATORS[kind]
+        module_name, suffix = KINDS[kind].simulator, KINDS[kind].simulator_path
         if module_name not in started:
             try:
                 module = importlib.import_module(module_name)

@@ -28,6 +28,7 @@ import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential, wait_random
 
 from providers.base import Adapter, ApiRequest, StreamDecoder, StreamTranslator, UpstreamCall, UpstreamError
+from providers.registry import KINDS
 from router import metrics
 from router.backpressure import Gates, Overloaded
 from router.config import ModelConfig, ProviderConfig, TargetConfig
@@ -284,7 +285,7 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
     if adapter is None:
         raise UpstreamError(503, f"Provider kind '{provider.kind}' is not available in this gateway yet.",
                             type="server_error", code="provider_kind_not_available", retryable=True)
-    if request.operation not in adapter.operations:
+    if request.operation not in KINDS[provider.kind].operations:
         raise UpstreamError(400, f"The model '{model.id}' does not serve {request.operation.value} requests.",
                             type="invalid_request_error", retryable=False)
     if adapter.inlines_image_urls and request.image_urls and not request.images:

@@ -686,7 +686,6 @@ def test_gemini_urls_and_key_header() -> None:
     adapter = gemini_adapter(api_key=Secret("AIza-key"))
     assert adapter.kind == "gemini"
     assert adapter.inlines_image_urls
-    assert adapter.operations == frozenset({Operation.CHAT, Operation.EMBEDDINGS})
     call = adapter.build_call(chat_request(), "gemini-1.5-pro")
     assert call.url == "https://generativelanguage.googleapis.com/v1beta/models/gemini-1.5-pro:generateContent"
     assert call.headers == {"content-type": "application/json", "x-goog-api-key": "AIza-key"}
