@@ -63,7 +63,7 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -79,7 +79,6 @@ from providers.base import (
     JSON,
     SHAPE_ERRORS,
     ApiRequest,
-    Operation,
     StreamState,
     UpstreamCall,
     UpstreamError,
@@ -88,10 +87,8 @@ from providers.base import (
     malformed_answer,
 )
 from providers.images import parse_data_uri, sniff_image_type
+from providers.settings import ProviderSettings
 from providers.vertex_auth import credential_for
-
-if TYPE_CHECKING:
-    from router.config import ProviderConfig
 
 DEFAULT_MAX_TOKENS = 4096
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -165,9 +162,8 @@ ANTHROPIC_VERTEX = AnthropicVariant(
 
 
 class AnthropicAdapter:
-    operations = frozenset({Operation.CHAT})
 
-    def __init__(self, config: ProviderConfig, variant: AnthropicVariant) -> None:
+    def __init__(self, config: ProviderSettings, variant: AnthropicVariant) -> None:
         self.config = config
         self.variant = variant
         self.kind = variant.kind

@@ -147,6 +147,17 @@ class StreamState:
     done: bool = False
 
 
+class StreamDecoder(Protocol):
+    """An upstream stream's framing (SSE, or e.g. AWS event streams): bytes in, events out,
+    whatever the chunking."""
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]: ...
+
+    def flush(self) -> list[SSEEvent]:
+        """The body ended: the events still buffered."""
+        ...
+
+
 class StreamTranslator(Protocol):
     state: StreamState
 
@@ -164,7 +175,6 @@ class Adapter(Protocol):
     """One configured provider account, speaking one wire protocol."""
 
     kind: str
-    operations: frozenset[Operation]
     # Whether https image URLs must be fetched by the router and handed over inline.
     inlines_image_urls: bool
 

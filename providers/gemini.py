@@ -55,7 +55,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -82,10 +82,8 @@ from providers.gemini_stream import (
     response_to_openai,
 )
 from providers.images import parse_data_uri
+from providers.settings import ProviderSettings
 from providers.vertex_auth import credential_for
-
-if TYPE_CHECKING:
-    from router.config import ProviderConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,10 +405,9 @@ def embeddings_to_gemini(body: JSON, upstream_model: str, embed_action: str) -> 
 
 
 class GeminiAdapter:
-    operations = frozenset({Operation.CHAT, Operation.EMBEDDINGS})
     inlines_image_urls = True
 
-    def __init__(self, config: ProviderConfig, flavour: Flavour) -> None:
+    def __init__(self, config: ProviderSettings, flavour: Flavour) -> None:
         self.kind = flavour.kind
         self._flavour = flavour
         self._model_url = flavour.model_url.replace("{base}", config.base_url.rstrip("/"))

@@ -183,11 +183,8 @@ class GeminiStreamTranslator:
     def finish(self) -> list[bytes]:
         if not self._finished:
             raise UpstreamError(502, "The Gemini stream ended before any finishReason", retryable=False)
-        if not self.state.include_usage:
-            return []
-        if self.state.usage is None:
-            # Gemini always sends usageMetadata; should it not, estimate ~4 characters a token.
-            self.state.usage = Usage(completion_tokens=(self.state.completion_chars + 3) // 4, estimated=True)
+        if not self.state.include_usage or self.state.usage is None:
+            return []  # Gemini always sends usageMetadata; should it not, the relay estimates (one layer does)
         usage = usage_to_openai(self.state.usage, self._meta)
         return [self._chunk([], usage)]
 

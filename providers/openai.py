@@ -27,8 +27,8 @@ from providers.base import (
     dumps,
     retry_after_seconds,
 )
+from providers.settings import ProviderSettings
 from providers.sse import SSEEvent
-from router.config import ProviderConfig
 
 _PATHS = {
     Operation.CHAT: "/chat/completions",
@@ -58,10 +58,9 @@ FLAVOURS: dict[str, Flavour] = {
 
 
 class OpenAIAdapter:
-    operations = frozenset(Operation)
     inlines_image_urls = False
 
-    def __init__(self, config: ProviderConfig, flavour: Flavour) -> None:
+    def __init__(self, config: ProviderSettings, flavour: Flavour) -> None:
         self.kind = config.kind
         self.config = config
         self.flavour = flavour

@@ -1,39 +1,71 @@
-"""Which provider kinds exist and which module speaks each.
+"""Every provider kind, as data: which module translates it, what a table must give it,
+how its streams are framed, which simulator speaks it and what it can do.
 
-Kinds are data: a kind names a protocol module and the provider fields it needs.
+Config validation, the dispatcher, `llm-router demo`, the tests and the docs all read
+this one table. Adding a kind is its protocol module, its simulator and one entry here.
 A kind whose module is not built answers 503 "provider kind not available".
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING
+
+from providers.base import Operation, StreamDecoder
+from providers.sse import SSEDecoder
 
 if TYPE_CHECKING:
     from providers.base import Adapter
-    from router.config import ProviderConfig
+    from providers.settings import ProviderSettings
+
+CHAT_ONLY = frozenset({Operation.CHAT})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class KindSpec:
-    module: str
-    required: tuple[str, ...] = ()
+    module: str  # the protocol module; its ADAPTERS[kind] builds an adapter from ProviderSettings
+    required: tuple[str, ...] = ("base_url",)  # provider fields the route table must give
+    framing: Callable[[], StreamDecoder] = SSEDecoder  # a new stream decoder per upstream stream
+    simulator: str  # the module whose create_app() speaks this protocol on loopback
+    simulator_path: str = ""  # what the kind's SDKs append to the simulator's root URL as base_url
+    operations: frozenset[Operation] = CHAT_ONLY
+    tools: bool = True  # function calling
+    vision: bool = True  # image parts
+    # An example account (docs, tests): its provider fields beside `kind` and `base_url`, and
+    # an upstream chat model it serves.
+    example: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    example_model: str
 
 
-KINDS: dict[str, KindSpec] = {
-    "openai": KindSpec("providers.openai", ("base_url",)),
-    "azure": KindSpec("providers.openai", ("base_url", "api_version")),
-    "openai-compatible": KindSpec("providers.openai", ("base_url",)),
-    "anthropic": KindSpec("providers.anthropic", ("base_url",)),
-    "anthropic-vertex": KindSpec("providers.anthropic", ("base_url", "project", "location")),
-    "gemini": KindSpec("providers.gemini", ("base_url",)),
-    "vertex": KindSpec("providers.gemini", ("base_url", "project", "location")),
-}
+_VERTEX = MappingProxyType({"project": "my-project", "location": "europe-west4"})
+
+KINDS: Mapping[str, KindSpec] = MappingProxyType({
+    "openai": KindSpec(module="providers.openai", simulator="providers.simulators.openai", simulator_path="/v1",
+                       operations=frozenset(Operation), example_model="gpt-4o-mini-2024-07-18"),
+    "azure": KindSpec(module="providers.openai", required=("base_url", "api_version"),
+                      simulator="providers.simulators.openai", operations=frozenset(Operation),
+                      example=MappingProxyType({"api_version": "2024-10-21"}), example_model="gpt-4o-deployment"),
+    "openai-compatible": KindSpec(module="providers.openai", simulator="providers.simulators.openai",
+                                  simulator_path="/v1", operations=frozenset(Operation),
+                                  example_model="meta-llama/Llama-3.1-70B-Instruct"),
+    "anthropic": KindSpec(module="providers.anthropic", simulator="providers.simulators.anthropic",
+                          example_model="claude-sonnet-4-5-20250929"),
+    "anthropic-vertex": KindSpec(module="providers.anthropic", required=("base_url", "project", "location"),
+                                 simulator="providers.simulators.anthropic", example=_VERTEX,
+                                 example_model="claude-sonnet-4-5@20250929"),
+    "gemini": KindSpec(module="providers.gemini", simulator="providers.simulators.gemini",
+                       operations=frozenset({Operation.CHAT, Operation.EMBEDDINGS}), example_model="gemini-2.5-flash"),
+    "vertex": KindSpec(module="providers.gemini", required=("base_url", "project", "location"),
+                       simulator="providers.simulators.gemini",
+                       operations=frozenset({Operation.CHAT, Operation.EMBEDDINGS}), example=_VERTEX,
+                       example_model="gemini-2.5-flash"),
+})
 
 
-def adapter_factory(kind: str) -> Callable[[ProviderConfig], Adapter] | None:
+def adapter_factory(kind: str) -> Callable[[ProviderSettings], Adapter] | None:
     """The module's `ADAPTERS[kind]`, or None where that module is not built yet."""
     spec = KINDS[kind]
     try:
@@ -42,5 +74,5 @@ def adapter_factory(kind: str) -> Callable[[ProviderConfig], Adapter] | None:
         if exc.name == spec.module:
             return None
         raise
-    factories: dict[str, Callable[[ProviderConfig], Adapter]] = getattr(module, "ADAPTERS", {})
+    factories: dict[str, Callable[[ProviderSettings], Adapter]] = getattr(module, "ADAPTERS", {})
     return factories.get(kind)

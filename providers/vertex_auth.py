@@ -15,12 +15,9 @@ import logging
 import os
 import shlex
 import time
-from typing import TYPE_CHECKING
 
 from providers.base import UpstreamError
-
-if TYPE_CHECKING:
-    from router.config import ProviderConfig
+from providers.settings import ProviderSettings
 
 TOKEN_FILE_CHECK_SECONDS = 5.0
 TOKEN_COMMAND_MAX_AGE_SECONDS = 45 * 60  # Google access tokens live an hour
@@ -143,7 +140,7 @@ def _log_refresh_failure(task: asyncio.Task[None]) -> None:
 Credential = StaticCredential | TokenFileCredential | TokenCommandCredential
 
 
-def credential_for(config: ProviderConfig) -> Credential | None:
+def credential_for(config: ProviderSettings) -> Credential | None:
     """The provider's credential, or None when it has none (a keyless gateway)."""
     if config.api_key is not None and config.api_key.get():
         return StaticCredential(config.api_key.get())

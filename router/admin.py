@@ -16,10 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
+from providers.settings import Secret
 from router import metrics
 from router.api import GATEWAY
 from router.auth import require_admin
-from router.config import ConfigError, RouteTable, Secret, load
+from router.config import ConfigError, RouteTable, load
 from router.usage_api import usage_rows
 
 log = logging.getLogger("llm_router")
@@ -124,8 +125,10 @@ def _redacted(value: Any) -> Any:
     if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _redacted(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.name != "keys_by_digest"}
+        shown = {f.name: _redacted(getattr(value, f.name)) for f in dataclasses.fields(value)
+                 if f.name != "keys_by_digest"}
+        settings = shown.pop("settings", None)  # a provider: shown flat, as the route table writes it
+        return {**settings, **shown} if isinstance(settings, dict) else shown
     if isinstance(value, (list, tuple, frozenset, set)):
         return [_redacted(v) for v in (sorted(value) if isinstance(value, (set, frozenset)) else value)]
     if hasattr(value, "items"):

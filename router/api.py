@@ -52,7 +52,7 @@ def _model_card(model: ModelConfig, rt: Runtime) -> dict[str, object]:
     owned_by = model.owned_by
     if not owned_by:
         provider = rt.table.providers[model.targets[0].provider]
-        owned_by = f"llm-router simulator of {provider.kind}" if provider.simulated else provider.kind
+        owned_by = f"llm-router simulator of {provider.kind}" if provider.settings.simulated else provider.kind
     meta = model.meta_data
     return {"id": model.id, "object": "model", "created": model.created, "owned_by": owned_by,
             "meta_data": {"max_sequence_length": meta.max_sequence_length, "hidden_size": meta.hidden_size,
@@ -198,11 +198,12 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
         outcome = await dispatch(gw, rt, model, api_request, ex.trace)
         ex.model = outcome.model.id
         headers = _headers(ex, outcome, dict(admission.headers))
-        if outcome.response is None:
-            response: web.StreamResponse = await _respond(outcome, ex, headers, prompt_estimate)
-        else:
-            relay = StreamRelay(ex, outcome, prompt_estimate)
-            response = await relay.run(request, headers)
+        async with outcome:  # the upstream response and the provider's slot, until the answer is written
+            if outcome.response is None:
+                response: web.StreamResponse = await _respond(outcome, ex, headers, prompt_estimate)
+            else:
+                relay = StreamRelay(ex, outcome, prompt_estimate)
+                response = await relay.run(request, headers)
         failed = ex.status >= 400
         return response
     finally:

@@ -21,6 +21,7 @@ import orjson
 import yaml
 
 from providers.registry import KINDS
+from providers.settings import ProviderSettings, Secret
 from router.yaml_reader import Reader, UniqueKeyLoader, dataclass_fields, substitute
 
 N = TypeVar("N")  # a section of numbers
@@ -30,22 +31,6 @@ class ConfigError(Exception):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
-
-
-@dataclass(frozen=True, slots=True)
-class Secret:
-    """A credential: `repr`, `str` and logs show [REDACTED]."""
-
-    value: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return "Secret([REDACTED])"
-
-    def __str__(self) -> str:
-        return "[REDACTED]"
-
-    def get(self) -> str:
-        return self.value
 
 
 class ModelType(enum.Enum):
@@ -71,22 +56,22 @@ class Cooldown:
 
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
-    name: str
-    kind: str
-    base_url: str = ""
-    api_key: Secret | None = None
-    api_version: str | None = None  # azure
-    anthropic_version: str = "2023-06-01"
-    project: str | None = None  # vertex
-    location: str | None = None  # vertex
-    token_file: str | None = None  # vertex: a file holding a bearer token
-    token_command: str | None = None  # vertex: a command printing a bearer token
+    """A provider account: what its translator needs (`settings`) and how the router calls it."""
+
+    settings: ProviderSettings
     timeouts: Timeouts = Timeouts()
     max_retries: int = 2
     max_concurrency: int = 256  # upstream requests in flight to this provider
     max_queue: int = 512  # requests waiting for one of those slots; beyond: 503
     cooldown: Cooldown = Cooldown()
-    simulated: bool = False  # set by `llm-router demo`
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def kind(self) -> str:
+        return self.settings.kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +223,8 @@ def _read_limits(r: Reader, node: Any, path: str) -> Limits | None:
     return _numbers(r, node, path, Limits, int, 1)
 
 
-_PROVIDER_FIELDS = dataclass_fields(ProviderConfig) - {"name", "simulated"}
+_SETTINGS_FIELDS = dataclass_fields(ProviderSettings) - {"name", "simulated"}
+_PROVIDER_FIELDS = _SETTINGS_FIELDS | (dataclass_fields(ProviderConfig) - {"settings"})
 
 
 def _read_provider(r: Reader, name: str, node: Any) -> ProviderConfig | None:
@@ -256,8 +242,8 @@ def _read_provider(r: Reader, name: str, node: Any) -> ProviderConfig | None:
     base_url = (r.string(node, "base_url", path, "") or "").rstrip("/")
     if base_url and not re.match(r"^https?://[^/\s]+", base_url):
         r.error(f"{path}.base_url", f"expected an http(s) URL, got '{base_url}'")
-    d = ProviderConfig(name=name, kind=kind)
-    return ProviderConfig(
+    d = ProviderSettings(name=name, kind=kind)
+    settings = ProviderSettings(
         name=name,
         kind=kind,
         base_url=base_url,
@@ -268,10 +254,14 @@ def _read_provider(r: Reader, name: str, node: Any) -> ProviderConfig | None:
         location=r.string(node, "location", path),
         token_file=r.string(node, "token_file", path),
         token_command=r.string(node, "token_command", path),
+    )
+    p = ProviderConfig(settings)
+    return ProviderConfig(
+        settings=settings,
         timeouts=_numbers(r, node.get("timeouts"), f"{path}.timeouts", Timeouts, float, 0.001),
-        max_retries=r.number(node, "max_retries", path, d.max_retries, int, 0),
-        max_concurrency=r.number(node, "max_concurrency", path, d.max_concurrency, int, 1),
-        max_queue=r.number(node, "max_queue", path, d.max_queue, int, 0),
+        max_retries=r.number(node, "max_retries", path, p.max_retries, int, 0),
+        max_concurrency=r.number(node, "max_concurrency", path, p.max_concurrency, int, 1),
+        max_queue=r.number(node, "max_queue", path, p.max_queue, int, 0),
         cooldown=_read_cooldown(r, node.get("cooldown"), f"{path}.cooldown"),
     )
 

@@ -10,22 +10,12 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from router.config import ModelType, RouteTable, Secret, replace_providers
+from providers.base import Operation
+from providers.registry import KINDS
+from providers.settings import Secret
+from router.config import ModelType, RouteTable, replace_providers
 
 log = logging.getLogger("llm_router")
-
-# Which simulator speaks each kind, and the base URL its SDKs would use.
-SIMULATORS = {
-    "openai": ("providers.simulators.openai", "/v1"),
-    "openai-compatible": ("providers.simulators.openai", "/v1"),
-    "azure": ("providers.simulators.openai", ""),
-    "anthropic": ("providers.simulators.anthropic", ""),
-    "anthropic-vertex": ("providers.simulators.anthropic", ""),
-    "gemini": ("providers.simulators.gemini", ""),
-    "vertex": ("providers.simulators.gemini", ""),
-}
-EMBEDDING_SIMULATORS = {"providers.simulators.openai", "providers.simulators.gemini"}
-
 
 def embedding_dimensions(table: RouteTable) -> dict[str, int]:
     """Upstream model name -> the dimension `/models` advertises (meta_data.hidden_size),
@@ -47,14 +37,14 @@ async def start_simulators(kinds: set[str], host: str = "127.0.0.1",
     started: dict[str, str] = {}
     runners: list[web.AppRunner] = []
     for kind in sorted(kinds):
-        module_name, suffix = SIMULATORS[kind]
+        module_name, suffix = KINDS[kind].simulator, KINDS[kind].simulator_path
         if module_name not in started:
             try:
                 module = importlib.import_module(module_name)
             except ModuleNotFoundError:
                 log.warning("no simulator for kind %s yet; its models answer 503", kind)
                 continue
-            embeds = module_name in EMBEDDING_SIMULATORS
+            embeds = Operation.EMBEDDINGS in KINDS[kind].operations  # its simulator answers embeddings
             app = module.create_app(dimensions=dimensions) if embeds else module.create_app()
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
@@ -81,10 +71,10 @@ def simulated(urls: dict[str, str], dimensions: dict[str, int] | None = None) ->
             if provider.kind not in urls:
                 providers[name] = provider
                 continue
-            providers[name] = dataclasses.replace(
-                provider, base_url=urls[provider.kind], simulated=True,
-                api_key=provider.api_key or Secret("simulator-key"),
-                token_file=None, token_command=None)
+            settings = dataclasses.replace(
+                provider.settings, base_url=urls[provider.kind], simulated=True,
+                api_key=provider.settings.api_key or Secret("simulator-key"), token_file=None, token_command=None)
+            providers[name] = dataclasses.replace(provider, settings=settings)
         return replace_providers(table, providers)
 
     return transform

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential, wait_random
 
-from providers.base import Adapter, ApiRequest, UpstreamCall, UpstreamError
+from providers.base import Adapter, ApiRequest, StreamDecoder, StreamTranslator, UpstreamCall, UpstreamError
+from providers.registry import KINDS
 from router import metrics
 from router.backpressure import Gates, Overloaded
 from router.config import ModelConfig, ProviderConfig, TargetConfig
@@ -59,13 +60,18 @@ def _nothing() -> None:
 
 @dataclass(slots=True)
 class Outcome:
+    """A target's answer, owned from the attempt to the end of the relay: the open upstream
+    response and the provider's slot are given back when the `async with` around it ends."""
+
     adapter: Adapter
     provider: ProviderConfig
     model: ModelConfig  # the model that answered (the requested one or a fallback)
     request: ApiRequest
     body: bytes | None = None  # a whole answer
     response: aiohttp.ClientResponse | None = None  # an open stream ...
-    first_chunk: bytes = b""  # ... and its first bytes
+    decoder: StreamDecoder | None = None  # ... its framing, and translator ...
+    translator: StreamTranslator | None = None
+    first_payloads: list[bytes] = field(default_factory=list)  # ... and its first translated chunks
     release: Callable[[], None] = field(default=_nothing, repr=False)  # gives back the provider slot
 
     def close(self) -> None:
@@ -74,6 +80,12 @@ class Outcome:
             self.response.close()
         release, self.release = self.release, _nothing
         release()
+
+    async def __aenter__(self) -> Outcome:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Budget:
@@ -273,7 +285,7 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
     if adapter is None:
         raise UpstreamError(503, f"Provider kind '{provider.kind}' is not available in this gateway yet.",
                             type="server_error", code="provider_kind_not_available", retryable=True)
-    if request.operation not in adapter.operations:
+    if request.operation not in KINDS[provider.kind].operations:
         raise UpstreamError(400, f"The model '{model.id}' does not serve {request.operation.value} requests.",
                             type="invalid_request_error", retryable=False)
     if adapter.inlines_image_urls and request.image_urls and not request.images:
@@ -312,22 +324,35 @@ async def _exchange(call: _Call, outcome: Outcome, upstream_call: UpstreamCall) 
         return outcome
     outcome.response = await open_response(session, upstream_call, request, outcome.adapter,
                                            call.rt.timeouts[provider.name])
-    outcome.first_chunk = await _first_chunk(outcome.response, provider.timeouts.first_byte)
+    outcome.decoder = call.rt.framings[provider.name]()
+    outcome.translator = outcome.adapter.stream_translator(request)
+    outcome.first_payloads = await _first_payloads(outcome, provider.timeouts.first_byte)
     return outcome
 
 
-async def _first_chunk(response: aiohttp.ClientResponse, timeout: float) -> bytes:
+async def _first_payloads(outcome: Outcome, timeout: float) -> list[bytes]:
+    """Read and translate until the stream's first chunk for the client exists. Until then
+    the attempt may still fail and be retried: an error carried by the first events (an
+    Anthropic `overloaded_error`, a Gemini error chunk) raises here like the same HTTP status."""
+    response, decoder, translator = outcome.response, outcome.decoder, outcome.translator
+    assert response is not None and decoder is not None and translator is not None
+    received = False
     try:
         async with asyncio.timeout(timeout):
-            chunk = await response.content.readany()
+            while True:
+                chunk = await response.content.readany()
+                if not chunk:
+                    break  # the relay finishes what the body held (its tail)
+                received = True
+                payloads = [p for event in decoder.feed(chunk) for p in translator.feed(event)]
+                if payloads or translator.state.done:
+                    return payloads
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        response.close()
         raise transport_error(exc) from None
-    if not chunk:
-        response.close()
+    if not received:
         raise UpstreamError(502, "The upstream provider closed the stream before sending anything.",
                             code="upstream_disconnected", retryable=True)
-    return chunk
+    return []
 
 
 # --- cooldowns ----------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -18,8 +18,8 @@ import aiohttp
 import redis.asyncio
 from redis.asyncio.cluster import RedisCluster
 
-from providers.base import Adapter
-from providers.registry import adapter_factory
+from providers.base import Adapter, StreamDecoder
+from providers.registry import KINDS, adapter_factory
 from router import metrics
 from router.config import ModelConfig, ProviderConfig, RouteTable
 from router.cooldown import Guards
@@ -36,14 +36,17 @@ class Runtime:
     adapters: Mapping[str, Adapter | None]  # None: the provider's kind is not built
     models_by_endpoint: Mapping[str, tuple[ModelConfig, ...]]
     timeouts: Mapping[str, aiohttp.ClientTimeout]  # per provider, until the first byte
+    framings: Mapping[str, Callable[[], StreamDecoder]]  # per provider: a new stream decoder
 
 
 def build_runtime(table: RouteTable) -> Runtime:
     adapters: dict[str, Adapter | None] = {}
     timeouts: dict[str, aiohttp.ClientTimeout] = {}
+    framings: dict[str, Callable[[], StreamDecoder]] = {}
     for name, provider in table.providers.items():
         factory = adapter_factory(provider.kind)
-        adapters[name] = factory(provider) if factory else None
+        adapters[name] = factory(provider.settings) if factory else None
+        framings[name] = KINDS[provider.kind].framing
         t = provider.timeouts
         timeouts[name] = aiohttp.ClientTimeout(total=None, sock_connect=t.connect, sock_read=t.first_byte)
     by_endpoint: dict[str, list[ModelConfig]] = {}
@@ -55,6 +58,7 @@ def build_runtime(table: RouteTable) -> Runtime:
         adapters=MappingProxyType(adapters),
         models_by_endpoint=MappingProxyType({ep: tuple(ms) for ep, ms in by_endpoint.items()}),
         timeouts=MappingProxyType(timeouts),
+        framings=MappingProxyType(framings),
     )
 
 

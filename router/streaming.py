@@ -18,8 +18,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from providers.base import StreamState, StreamTranslator, UpstreamError, Usage
-from providers.sse import SSEDecoder
+from providers.base import StreamDecoder, StreamState, StreamTranslator, UpstreamError, Usage
 from router.dispatch import Outcome
 from router.middleware import CLIENT_CLOSED, IN_FLIGHT, SHUTTING_DOWN, Exchange, InFlight
 from router.tokens import PromptEstimate, from_chars
@@ -31,7 +30,7 @@ def frame(payloads: list[bytes]) -> bytes:
     return b"".join([b"data: " + p + b"\n\n" for p in payloads])
 
 
-def _translate(decoder: SSEDecoder, translator: StreamTranslator, chunk: bytes) -> list[bytes]:
+def _translate(decoder: StreamDecoder, translator: StreamTranslator, chunk: bytes) -> list[bytes]:
     out: list[bytes] = []
     for event in decoder.feed(chunk):
         out.extend(translator.feed(event))
@@ -100,8 +99,9 @@ class StreamRelay:
         self.exchange = exchange
         self.outcome = outcome
         self.prompt_estimate = prompt_estimate
-        self.translator = outcome.adapter.stream_translator(outcome.request)
-        self.decoder = SSEDecoder()
+        assert outcome.translator is not None and outcome.decoder is not None  # the attempt began the stream
+        self.translator: StreamTranslator = outcome.translator
+        self.decoder: StreamDecoder = outcome.decoder
         self._setup = 0.0
         self._in_flight: InFlight | None = None
 
@@ -114,21 +114,17 @@ class StreamRelay:
         upstream = self.outcome.response
         assert upstream is not None
         self._in_flight = request.app.get(IN_FLIGHT)
+        response = web.StreamResponse(status=200, headers=headers)
+        response.content_type = "text/event-stream"
+        response.headers["Cache-Control"] = "no-cache"
+        await response.prepare(request)
+        ex = self.exchange
+        self._setup = time.perf_counter() - ex.started - ex.trace.upstream_wait
         try:
-            first = _translate(self.decoder, self.translator, self.outcome.first_chunk)
-            response = web.StreamResponse(status=200, headers=headers)
-            response.content_type = "text/event-stream"
-            response.headers["Cache-Control"] = "no-cache"
-            await response.prepare(request)
-            ex = self.exchange
-            self._setup = time.perf_counter() - ex.started - ex.trace.upstream_wait
-            try:
-                await self._pump(response, upstream, first)
-            except ConnectionResetError:  # the client went away: stop reading the upstream at once
-                self.exchange.status = CLIENT_CLOSED
-            return response
-        finally:
-            self.outcome.close()  # the upstream connection, and the provider's slot
+            await self._pump(response, upstream, self.outcome.first_payloads)
+        except ConnectionResetError:  # the client went away: the caller's `async with` ends the upstream
+            self.exchange.status = CLIENT_CLOSED
+        return response
 
     async def _pump(self, response: web.StreamResponse, upstream: aiohttp.ClientResponse,
                     first: list[bytes]) -> None:

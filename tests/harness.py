@@ -13,10 +13,11 @@ from typing import Any
 import openai
 from aiohttp import web
 
+from providers.registry import KINDS
 from providers.simulators.common import SIMULATOR_STATE, SimulatorState
 from router.app import create_app
 from router.config import RouteTable, parse
-from router.demo import SIMULATORS, simulated, start_simulators
+from router.demo import simulated, start_simulators
 
 KEY_A = "sk-team-a-test"
 KEY_B = "sk-team-b-test"
@@ -135,7 +136,7 @@ class Gateway:
 
     def sim(self, kind: str) -> SimulatorState:
         """The simulator serving providers of `kind`: what it received, faults to script."""
-        module = SIMULATORS[kind][0]
+        module = KINDS[kind].simulator
         for runner in self.runners:
             if runner.app.get(SIMULATOR_STATE) is not None and _module_of(runner.app) == module:
                 return runner.app[SIMULATOR_STATE]

@@ -27,6 +27,7 @@ class Fault:
     drop_after_chunks: int | None = None  # close a stream after this many chunks
     garbage: bool = False  # a body that is not the protocol
     endless: bool = False  # a stream that never ends
+    no_usage: bool = False  # leave out the usage report the protocol normally carries
     path: str | None = None  # only requests whose path contains this
 
 

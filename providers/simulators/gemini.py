@@ -291,6 +291,8 @@ async def _stream(
             if fault is not None and drop_after is not None and sent >= drop_after:
                 await _end_early(request, response, fault)
                 return response
+            if fault is not None and fault.no_usage:
+                chunk.pop("usageMetadata", None)
             data = b"<html>garbage</html>" if fault is not None and fault.garbage else dumps(chunk)
             await response.write(b"data: " + data + b"\r\n\r\n")
             if delay or (fault is not None and fault.endless):

@@ -7,10 +7,13 @@ import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 import pytest
 
+from providers.base import Operation
+from providers.registry import KINDS
 from providers.simulators.common import Fault
 from tests.harness import Gateway, table_dict
 
@@ -20,19 +23,31 @@ PNG = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d494844520000000100
 
 @dataclass(frozen=True)
 class Provider:
-    model: str
-    simulator: str  # the simulator kind that serves it
-    tools: bool = True
-    vision: bool = True
+    kind: str
+    model: str  # the public model id served by one account of this kind
+    tools: bool
+    vision: bool
 
 
-PROVIDERS = [
-    Provider("gpt-4o-mini", "openai"),
-    Provider("gpt-4o", "azure"),
-    Provider("Llama-3.1-70B-Instruct", "openai-compatible"),
-    Provider("claude-3-5-sonnet", "anthropic"),
-    Provider("gemini-1.5-pro", "gemini"),
-]
+# Every kind of the registry, with the capabilities it declares there.
+PROVIDERS = [Provider(kind, f"contract-{kind}", spec.tools, spec.vision) for kind, spec in KINDS.items()
+             if Operation.CHAT in spec.operations]
+
+
+def contract_table() -> dict[str, Any]:
+    data = table_dict()
+    for p in PROVIDERS:
+        spec = KINDS[p.kind]
+        data["providers"][f"p-{p.kind}"] = {"kind": p.kind, "base_url": "http://placeholder", "api_key": "k",
+                                            **spec.example}
+        data["models"][p.model] = {"meta_data": {"max_sequence_length": 128000, "max_output_length": 4096},
+                                   "targets": [{"provider": f"p-{p.kind}", "model": spec.example_model}]}
+    for provider in data["providers"].values():
+        provider["max_retries"] = 0
+        provider["cooldown"] = {"failures": 1000}
+    return data
+
+
 WEATHER = [{"type": "function", "function": {
     "name": "get_current_weather", "description": "Get the current weather",
     "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}]
@@ -40,11 +55,7 @@ WEATHER = [{"type": "function", "function": {
 
 @pytest.fixture(scope="module")
 def gw() -> Iterator[Gateway]:
-    data = table_dict()
-    for provider in data["providers"].values():
-        provider["max_retries"] = 0
-        provider["cooldown"] = {"failures": 1000}
-    with Gateway(data) as gateway:
+    with Gateway(contract_table()) as gateway:
         yield gateway
 
 
@@ -101,7 +112,7 @@ def test_data_uri_image(gw: Gateway, p: Provider) -> None:
     (400, 400, openai.BadRequestError), (429, 429, openai.RateLimitError), (500, 500, openai.InternalServerError),
 ])
 def test_upstream_errors(gw: Gateway, p: Provider, status: int, seen: int, exception: type) -> None:
-    sim = gw.sim(p.simulator)
+    sim = gw.sim(p.kind)
     sim.faults.clear()
     sim.faults.append(Fault(status=status))
     try:

@@ -10,7 +10,7 @@ import pytest
 
 from providers.anthropic import ADAPTERS, to_anthropic_request
 from providers.base import ApiRequest, InlineImage, Operation, UpstreamError
-from router.config import ProviderConfig, Secret
+from providers.settings import ProviderSettings, Secret
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n fake png").decode()
 JPEG = base64.b64encode(b"\xff\xd8\xff\xe0 fake jpeg").decode()
@@ -36,7 +36,7 @@ def rejected(body: dict[str, Any]) -> UpstreamError:
 
 
 def anthropic_adapter(kind: str = "anthropic", **fields: Any) -> Any:
-    config = ProviderConfig(name="p", kind=kind, api_key=Secret("sk-ant-test"), **fields)
+    config = ProviderSettings(name="p", kind=kind, api_key=Secret("sk-ant-test"), **fields)
     return ADAPTERS[kind](config)
 
 
@@ -62,7 +62,6 @@ def test_anthropic_call_url_headers_and_body() -> None:
         "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
     }
     assert adapter.kind == "anthropic" and not adapter.inlines_image_urls
-    assert {op.value for op in adapter.operations} == {"chat"}
 
 
 @pytest.mark.parametrize(("stream", "method"), [(False, "rawPredict"), (True, "streamRawPredict")])
@@ -546,22 +545,22 @@ def test_vertex_google_style_error() -> None:
 
 
 def test_missing_credentials_leave_the_header_out(tmp_path: Any) -> None:
-    config = ProviderConfig(name="p", kind="anthropic", base_url="https://a")
+    config = ProviderSettings(name="p", kind="anthropic", base_url="https://a")
     call = ADAPTERS["anthropic"](config).build_call(api_request({"messages": [USER]}), "m")
     assert "x-api-key" not in call.headers and call.headers["anthropic-version"] == "2023-06-01"
     token_file = tmp_path / "token"
     token_file.write_text("ya29.token\n")
-    vertex = ProviderConfig(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l",
+    vertex = ProviderSettings(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l",
                             token_file=str(token_file))  # fmt: skip
     call = ADAPTERS["anthropic-vertex"](vertex).build_call(api_request({"messages": [USER]}), "m")
     assert call.headers["authorization"] == "Bearer ya29.token"
-    keyless = ProviderConfig(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l")
+    keyless = ProviderSettings(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l")
     assert "authorization" not in ADAPTERS["anthropic-vertex"](keyless).build_call(api_request({"messages": [USER]}),
                                                                                   "m").headers  # fmt: skip
 
 
 def test_vertex_token_file_missing_is_a_503_not_a_crash(tmp_path: Any) -> None:
-    vertex = ProviderConfig(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l",
+    vertex = ProviderSettings(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l",
                             token_file=str(tmp_path / "not-yet-written"))  # fmt: skip
     with pytest.raises(UpstreamError) as caught:
         ADAPTERS["anthropic-vertex"](vertex).build_call(api_request({"messages": [USER]}), "m")
@@ -569,7 +568,7 @@ def test_vertex_token_file_missing_is_a_503_not_a_crash(tmp_path: Any) -> None:
 
 
 async def test_vertex_token_command() -> None:
-    vertex = ProviderConfig(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l",
+    vertex = ProviderSettings(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l",
                             token_command="echo ya29.from-command")  # fmt: skip
     adapter = ADAPTERS["anthropic-vertex"](vertex)
     await adapter.refresh_credentials()

@@ -21,7 +21,7 @@ from providers.base import ApiRequest, InlineImage, Operation, UpstreamError, Us
 from providers.gemini import ADAPTERS, GeminiAdapter, chat_to_gemini, embeddings_to_gemini
 from providers.gemini_schema import clean_schema
 from providers.gemini_stream import error_from_body
-from router.config import ProviderConfig, Secret
+from providers.settings import ProviderSettings, Secret
 
 WEATHER_TOOL = {
     "type": "function",
@@ -43,7 +43,7 @@ WEATHER_TOOL = {
 
 
 def gemini_adapter(**fields: Any) -> GeminiAdapter:
-    config = ProviderConfig(
+    config = ProviderSettings(
         name="gemini", kind="gemini", base_url="https://generativelanguage.googleapis.com/", **fields
     )
     adapter = ADAPTERS["gemini"](config)
@@ -52,7 +52,7 @@ def gemini_adapter(**fields: Any) -> GeminiAdapter:
 
 
 def vertex_adapter(**fields: Any) -> GeminiAdapter:
-    config = ProviderConfig(
+    config = ProviderSettings(
         name="vertex",
         kind="vertex",
         base_url="https://europe-west4-aiplatform.googleapis.com",
@@ -686,7 +686,6 @@ def test_gemini_urls_and_key_header() -> None:
     adapter = gemini_adapter(api_key=Secret("AIza-key"))
     assert adapter.kind == "gemini"
     assert adapter.inlines_image_urls
-    assert adapter.operations == frozenset({Operation.CHAT, Operation.EMBEDDINGS})
     call = adapter.build_call(chat_request(), "gemini-1.5-pro")
     assert call.url == "https://generativelanguage.googleapis.com/v1beta/models/gemini-1.5-pro:generateContent"
     assert call.headers == {"content-type": "application/json", "x-goog-api-key": "AIza-key"}

@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from providers.base import ApiRequest, Operation, UpstreamError
 from providers.gemini import ADAPTERS, GeminiAdapter
+from providers.settings import ProviderSettings, Secret
 from providers.simulators.common import SIMULATOR_STATE, Fault, SimulatorState, reply_text
 from providers.simulators.gemini import EMBEDDING_DIMENSION, create_app, embedding_vector
 from providers.sse import SSEDecoder
-from router.config import ProviderConfig, Secret
 
 KEY = {"x-goog-api-key": "AIza-simulated"}
 GENERATE = "/v1beta/models/gemini-1.5-pro:generateContent"
@@ -417,7 +417,7 @@ async def test_endless_stream_keeps_sending(client: TestClient[Any, Any]) -> Non
 
 
 def gemini_adapter(base_url: str) -> GeminiAdapter:
-    adapter = ADAPTERS["gemini"](ProviderConfig(name="g", kind="gemini", base_url=base_url, api_key=Secret("AIza")))
+    adapter = ADAPTERS["gemini"](ProviderSettings(name="g", kind="gemini", base_url=base_url, api_key=Secret("AIza")))
     assert isinstance(adapter, GeminiAdapter)
     return adapter
 
@@ -484,7 +484,7 @@ async def test_translated_stream_and_embeddings(client: TestClient[Any, Any]) ->
 
 
 async def test_translated_vertex_calls_are_accepted(client: TestClient[Any, Any]) -> None:
-    config = ProviderConfig(name="v", kind="vertex", base_url=str(client.make_url("")), project="p",
+    config = ProviderSettings(name="v", kind="vertex", base_url=str(client.make_url("")), project="p",
                             location="europe-west4", api_key=Secret("ya29.token"))  # fmt: skip
     adapter = ADAPTERS["vertex"](config)
     request = chat_request()

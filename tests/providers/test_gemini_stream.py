@@ -227,10 +227,11 @@ def test_stream_ending_without_finish_reason_raises() -> None:
     assert caught.value.status == 502
 
 
-def test_usage_estimated_when_gemini_sends_none() -> None:
+def test_no_usage_chunk_of_its_own_when_gemini_sends_none() -> None:
+    """The relay estimates missing usage and writes the one usage chunk: the translator adds none."""
     translator = new_translator(include_usage=True)
     parts = [{"text": "12345678"}]
     translator.feed(event({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}]}))
-    [usage_chunk] = [orjson.loads(p) for p in translator.finish()]
-    assert usage_chunk["usage"]["completion_tokens"] == 2
-    assert translator.state.usage == Usage(completion_tokens=2, estimated=True)
+    assert translator.finish() == []
+    assert translator.state.usage is None
+    assert translator.state.completion_chars == 8

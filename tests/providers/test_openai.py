@@ -8,14 +8,15 @@ import pytest
 
 from providers.base import ApiRequest, Operation, UpstreamError
 from providers.openai import ADAPTERS, OpenAIStream
+from providers.settings import ProviderSettings, Secret
 from providers.sse import SSEDecoder
-from router.config import ProviderConfig, Secret
 from tests.conftest import sample_path
 from tests.streams import translate_stream
 
-OPENAI = ADAPTERS["openai"](ProviderConfig("openai", "openai", "https://api.openai.com/v1", Secret("sk-up")))
-AZURE = ADAPTERS["azure"](ProviderConfig("az", "azure", "https://x.openai.azure.com", Secret("az-key"),
-                                         api_version="2024-10-21"))
+OPENAI = ADAPTERS["openai"](ProviderSettings(name="openai", kind="openai", base_url="https://api.openai.com/v1",
+                                             api_key=Secret("sk-up")))
+AZURE = ADAPTERS["azure"](ProviderSettings(name="az", kind="azure", base_url="https://x.openai.azure.com",
+                                           api_key=Secret("az-key"), api_version="2024-10-21"))
 
 
 def chat(stream: bool = False, include_usage: bool = False, **body: object) -> ApiRequest:

@@ -49,8 +49,8 @@ def test_environment_substitution(monkeypatch: pytest.MonkeyPatch) -> None:
     data["providers"]["openai"]["api_key"] = "${UPSTREAM_KEY}"
     table = parse(data)
     assert table.server.port == 9099 and table.server.host == "0.0.0.0"
-    assert table.providers["openai"].api_key is not None
-    assert table.providers["openai"].api_key.get() == "sk-from-env"
+    assert table.providers["openai"].settings.api_key is not None
+    assert table.providers["openai"].settings.api_key.get() == "sk-from-env"
     assert "sk-from-env" not in repr(table)
 
 

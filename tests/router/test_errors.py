@@ -206,7 +206,8 @@ def test_unreachable_upstream_is_502(gw: Gateway) -> None:
 
     gateway = gw.app[GATEWAY]  # type: ignore[index]
     table = gateway.runtime.table
-    dead = dataclasses.replace(table.providers["dead"], base_url=f"http://127.0.0.1:{_free_port()}/v1")
+    dead = dataclasses.replace(table.providers["dead"], settings=dataclasses.replace(
+        table.providers["dead"].settings, base_url=f"http://127.0.0.1:{_free_port()}/v1"))
     gw.run(_swap(gateway, dataclasses.replace(table, providers={**table.providers, "dead": dead})))
     with pytest.raises(openai.APIStatusError) as caught:
         gw.client().chat.completions.create(model="dead-model", messages=[{"role": "user", "content": "x"}])

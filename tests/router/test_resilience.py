@@ -62,7 +62,7 @@ def clean_slate(gw: Gateway) -> Iterator[None]:
     """Each test starts with no cooldowns (they are the gateway's memory of earlier failures)."""
     gw.app[GATEWAY].guards = None  # type: ignore[index]
     yield
-    for kind in ("openai", "anthropic"):
+    for kind in ("openai", "anthropic", "gemini"):
         gw.sim(kind).faults.clear()
         gw.sim(kind).stream_delay = 0.0
 
@@ -128,6 +128,33 @@ def test_anthropic_529_is_retried(gw: Gateway) -> None:
     raw = chat(gw, "claude-3-5-sonnet")
     assert raw.http_response.status_code == 200
     assert len(sim.received) - before == 2
+
+
+@pytest.mark.parametrize(("kind", "model", "status"), [("anthropic", "claude-3-5-sonnet", 529),
+                                                        ("anthropic", "claude-3-5-sonnet", 500),
+                                                        ("gemini", "gemini-1.5-pro", 503)])
+def test_an_error_carried_by_the_first_stream_event_is_retried_like_the_same_http_status(
+        gw: Gateway, kind: str, model: str, status: int) -> None:
+    """An `overloaded_error`/`api_error` event (Anthropic) or an error chunk (Gemini) as the
+    first event of a 200 stream is the same condition as the HTTP status: retried, unseen."""
+    sim = gw.sim(kind)
+    before = len(sim.received)
+    sim.faults.append(Fault(status=status, drop_after_chunks=0))
+    stream = gw.client().chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Say hello"}], stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text
+    assert len(sim.received) - before == 2
+
+
+def test_a_gemini_stream_without_usage_metadata_gets_exactly_one_estimated_usage_chunk(gw: Gateway) -> None:
+    gw.sim("gemini").faults.append(Fault(no_usage=True))
+    stream = gw.client().chat.completions.create(
+        model="gemini-1.5-pro", messages=[{"role": "user", "content": "Say hello"}], stream=True,
+        stream_options={"include_usage": True})
+    usages = [chunk.usage for chunk in stream if chunk.usage is not None]
+    assert len(usages) == 1
+    assert usages[0].prompt_tokens > 0 and usages[0].completion_tokens > 0
 
 
 def test_a_dead_target_is_failed_over_then_cooled_down_until_the_probe(gw: Gateway) -> None:
@@ -200,7 +227,8 @@ def _closed_port() -> int:
 def test_a_provider_that_refuses_connections_fails_within_the_deadline(gw: Gateway) -> None:
     gateway = gw.app[GATEWAY]  # type: ignore[index]
     table = gateway.runtime.table
-    dead = dataclasses.replace(table.providers["openai"], base_url=f"http://127.0.0.1:{_closed_port()}/v1")
+    dead = dataclasses.replace(table.providers["openai"], settings=dataclasses.replace(
+        table.providers["openai"].settings, base_url=f"http://127.0.0.1:{_closed_port()}/v1"))
     swapped = replace_providers(table, {**table.providers, "openai": dead})
 
     async def swap(new: Any) -> None:

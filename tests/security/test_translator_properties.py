@@ -18,18 +18,23 @@ from providers.anthropic import ADAPTERS as ANTHROPIC_ADAPTERS
 from providers.base import Adapter, ApiRequest, InlineImage, Operation, UpstreamError
 from providers.gemini import ADAPTERS as GEMINI_ADAPTERS
 from providers.openai import ADAPTERS as OPENAI_ADAPTERS
+from providers.settings import ProviderSettings, Secret
 from providers.sse import SSEDecoder, SSEEvent
 from router import validate
-from router.config import ProviderConfig, RequestLimits, Secret
+from router.config import RequestLimits
 
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 CONFIGS = {
-    "openai": ProviderConfig("openai", "openai", "https://api.openai.com/v1", Secret("sk-x")),
-    "azure": ProviderConfig("azure", "azure", "https://x.openai.azure.com", Secret("k"), api_version="2024-10-21"),
-    "openai-compatible": ProviderConfig("local", "openai-compatible", "http://vllm:8000/v1"),
-    "anthropic": ProviderConfig("anthropic", "anthropic", "https://api.anthropic.com", Secret("k")),
-    "gemini": ProviderConfig("gemini", "gemini", "https://generativelanguage.googleapis.com", Secret("k")),
+    "openai": ProviderSettings(name="openai", kind="openai", base_url="https://api.openai.com/v1",
+                               api_key=Secret("sk-x")),
+    "azure": ProviderSettings(name="azure", kind="azure", base_url="https://x.openai.azure.com", api_key=Secret("k"),
+                              api_version="2024-10-21"),
+    "openai-compatible": ProviderSettings(name="local", kind="openai-compatible", base_url="http://vllm:8000/v1"),
+    "anthropic": ProviderSettings(name="anthropic", kind="anthropic", base_url="https://api.anthropic.com",
+                                  api_key=Secret("k")),
+    "gemini": ProviderSettings(name="gemini", kind="gemini", base_url="https://generativelanguage.googleapis.com",
+                               api_key=Secret("k")),
 }
 FACTORIES = {**OPENAI_ADAPTERS, **ANTHROPIC_ADAPTERS, **GEMINI_ADAPTERS}
 ADAPTERS: dict[str, Adapter] = {kind: FACTORIES[kind](config) for kind, config in CONFIGS.items()}
