@@ -10,18 +10,19 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from router import admin, metrics, protocol_errors
-from router.api import GATEWAY, endpoint_handler
-from router.auth import FAILED_AUTH, FailedAuthLimiter
-from router.config import RouteTable
-from router.middleware import IN_FLIGHT, InFlight, gateway_middleware, name_the_server
-from router.redis_limits import RedisLimiter
-from router.redis_meter import RedisMeter
+from router import metrics
+from router.config.schema import RouteTable
+from router.http import admin, protocol_errors
+from router.http.auth import FAILED_AUTH, FailedAuthLimiter
+from router.http.handlers import GATEWAY, endpoint_handler
+from router.http.middleware import IN_FLIGHT, InFlight, gateway_middleware, name_the_server
 from router.runtime import Gateway, build_runtime, refresh_credentials
-from router.state import RedisState
+from router.state.redis import RedisState
+from router.state.redis_limits import RedisLimiter
+from router.state.redis_meter import RedisMeter
 
 log = logging.getLogger("llm_router")
-OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+OPENAPI_PATH = Path(__file__).parent / "http" / "openapi.json"
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -15,11 +15,11 @@ from aiohttp import web
 
 from router import logs, metrics
 from router.app import create_app, metrics_handler
-from router.config import ConfigError, RouteTable, load
+from router.config.schema import ConfigError, RouteTable, load
+from router.config.watch import table_watcher
 from router.demo import simulated, start_simulators
-from router.middleware import name_the_server
+from router.http.middleware import name_the_server
 from router.server import bound_port, run, run_workers, serve_app
-from router.watch import table_watcher
 
 log = logging.getLogger("llm_router")
 DEFAULT_CONFIG = "routes.yaml"

@@ -13,7 +13,7 @@ from aiohttp import web
 from providers.base import Operation
 from providers.registry import KINDS
 from providers.settings import Secret
-from router.config import ModelType, RouteTable, replace_providers
+from router.config.schema import ModelType, RouteTable, replace_providers
 
 log = logging.getLogger("llm_router")
 

@@ -21,11 +21,11 @@ from redis.asyncio.cluster import RedisCluster
 from providers.base import Adapter, StreamDecoder
 from providers.registry import KINDS, adapter_factory
 from router import metrics
-from router.config import ModelConfig, ProviderConfig, RouteTable
-from router.cooldown import Guards
-from router.fetch import ImageFetcher
-from router.limits import Limiter, LocalLimiter
-from router.metering import LocalMeter, Meter
+from router.config.schema import ModelConfig, ProviderConfig, RouteTable
+from router.state.limits import Limiter, LocalLimiter
+from router.state.metering import LocalMeter, Meter
+from router.upstream.cooldown import Guards
+from router.upstream.fetch import ImageFetcher
 
 log = logging.getLogger("llm_router")
 

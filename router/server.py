@@ -33,9 +33,9 @@ from typing import Any
 
 from aiohttp import web
 
-from router.admin import SUPERVISOR_PID_ENV, reload_table
-from router.config import ConfigError
-from router.middleware import IN_FLIGHT
+from router.config.schema import ConfigError
+from router.http.admin import SUPERVISOR_PID_ENV, reload_table
+from router.http.middleware import IN_FLIGHT
 
 log = logging.getLogger("llm_router")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -16,7 +16,7 @@ from aiohttp import web
 from providers.registry import KINDS
 from providers.simulators.common import SIMULATOR_STATE, SimulatorState
 from router.app import create_app
-from router.config import RouteTable, parse
+from router.config.schema import RouteTable, parse
 from router.demo import simulated, start_simulators
 
 KEY_A = "sk-team-a-test"

@@ -17,8 +17,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from providers.simulators.common import Received
 from providers.simulators.gemini import answer_for
-from router.api import GATEWAY
-from router.fetch import ImageFetcher
+from router.http.handlers import GATEWAY
+from router.upstream.fetch import ImageFetcher
 from tests.harness import Gateway, table_dict
 
 MODEL = "gemini-1.5-pro"

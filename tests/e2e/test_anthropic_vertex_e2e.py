@@ -14,8 +14,8 @@ import pytest
 
 from providers.base import InlineImage
 from providers.simulators.common import Fault, Received
-from router.api import GATEWAY
-from router.fetch import ImageFetcher
+from router.http.handlers import GATEWAY
+from router.upstream.fetch import ImageFetcher
 from tests.harness import Gateway, table_dict
 
 MODEL = "claude-3-5-sonnet-v2-US"

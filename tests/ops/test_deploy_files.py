@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import yaml
 
-from router import config
-from router.redis_meter import CLOSE_TIMEOUT
+from router.config import schema as config
 from router.server import SHUTDOWN_MARGIN
+from router.state.redis_meter import CLOSE_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from router.admin import _redacted
-from router.config import parse
+from router.config.schema import parse
+from router.http.admin import _redacted
 from router.logs import JsonFormatter
 from tests.harness import ADMIN_KEY, KEY_A, KEY_B, UPSTREAM_SECRET, Gateway, table_dict
 from tests.ops.support import http

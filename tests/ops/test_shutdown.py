@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from providers.simulators.common import SIMULATOR_STATE
-from router.metering import today
-from router.redis_meter import counters_key
+from router.state.metering import today
+from router.state.redis_meter import counters_key
 from router.tokens import from_chars
 from tests.ops.support import Simulators, free_port, serve_process, write_table
 from tests.state.helpers import SHARED_REDIS, delete_prefix, new_prefix

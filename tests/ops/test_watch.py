@@ -15,9 +15,9 @@ import orjson
 import pytest
 import yaml
 
-from router.admin import CONFIG_PATH
-from router.api import GATEWAY
-from router.watch import FileWatcher, fingerprint, reload_after_change
+from router.config.watch import FileWatcher, fingerprint, reload_after_change
+from router.http.admin import CONFIG_PATH
+from router.http.handlers import GATEWAY
 from tests.harness import Gateway, table_dict
 from tests.ops.support import Simulators, delta, free_port, http, scrape, serve_process, value
 

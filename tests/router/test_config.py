@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from router.config import ConfigError, ModelType, load, parse
+from router.config.schema import ConfigError, ModelType, load, parse
 from tests.harness import table_dict
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import asyncio
 import orjson
 
 from providers.base import ApiRequest, Operation
-from router.config import parse
+from router.config.schema import parse
 from router.runtime import build_runtime, refresh_credentials
 
 

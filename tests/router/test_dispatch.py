@@ -16,10 +16,10 @@ import redis.asyncio as aioredis
 from tenacity import RetryCallState
 
 from providers.base import UpstreamError
-from router.backpressure import Gates, Overloaded, ProviderGate
-from router.config import Cooldown, TargetConfig
-from router.cooldown import CooldownStore, LocalCooldownStore, RedisCooldownStore, TargetState
-from router.dispatch import _wait, weighted_order
+from router.config.schema import Cooldown, TargetConfig
+from router.upstream.backpressure import Gates, Overloaded, ProviderGate
+from router.upstream.cooldown import CooldownStore, LocalCooldownStore, RedisCooldownStore, TargetState
+from router.upstream.dispatch import _wait, weighted_order
 
 POLICY = Cooldown(failures=3, window=10.0, duration=5.0)
 

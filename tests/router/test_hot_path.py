@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from router import runtime
-from router.api import GATEWAY
+from router.http.handlers import GATEWAY
 from tests.harness import Gateway
 
 

@@ -1,4 +1,4 @@
-"""router/openapi.json: valid OpenAPI 3.1, complete for the contract, and true to the API guide's requests."""
+"""router/http/openapi.json: valid OpenAPI 3.1, complete for the contract, and true to the API guide's requests."""
 
 import base64
 import copy
@@ -37,7 +37,7 @@ RATE_LIMIT_HEADERS = {
 
 def load_document() -> dict[str, Any]:
     # Read as package data: the file the gateway serves at /openapi.json is the one tested here.
-    document: dict[str, Any] = json.loads((resources.files("router") / "openapi.json").read_text("utf-8"))
+    document: dict[str, Any] = json.loads((resources.files("router.http") / "openapi.json").read_text("utf-8"))
     return document
 
 

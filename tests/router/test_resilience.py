@@ -18,9 +18,9 @@ import redis.asyncio as aioredis
 
 from providers.simulators.common import Fault, SimulatorState
 from router import metrics
-from router.api import GATEWAY
-from router.config import replace_providers
-from router.metering import today
+from router.config.schema import replace_providers
+from router.http.handlers import GATEWAY
+from router.state.metering import today
 from tests.harness import ADMIN_KEY, KEY_A, Gateway, table_dict
 
 FAST = {"connect": 0.5, "first_byte": 0.4, "idle": 0.3, "total": 10}

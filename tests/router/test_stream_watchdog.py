@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from router.streaming import StreamWatchdog
+from router.upstream.relay import StreamWatchdog
 
 
 async def test_idle_while_waiting_for_the_upstream_cancels() -> None:

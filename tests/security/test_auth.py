@@ -9,9 +9,9 @@ import socket
 import orjson
 import pytest
 
-from router.auth import FailedAuthLimiter, client_address, forwarded_client
-from router.config import ConfigError, parse
+from router.config.schema import ConfigError, parse
 from router.errors import GatewayError
+from router.http.auth import FailedAuthLimiter, client_address, forwarded_client
 from tests.harness import ADMIN_KEY, KEY_A, KEY_B, Gateway, table_dict
 from tests.security.http import call
 

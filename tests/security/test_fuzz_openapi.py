@@ -39,8 +39,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from router.api import GATEWAY
-from router.fetch import ImageFetcher, PublicOnlyResolver
+from router.http.handlers import GATEWAY
+from router.upstream.fetch import ImageFetcher, PublicOnlyResolver
 from tests.harness import ADMIN_KEY, KEY_A, Gateway, table_dict
 
 EXAMPLES_PER_MODE = 25  # per operation: 25 valid and 25 invalid requests
@@ -86,7 +86,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, 
 
 def fuzz_cases() -> list[tuple[str, GenerationMode]]:
     """Every documented operation in both modes; negative only where there is input to make invalid."""
-    document = json.loads((Path(__file__).parents[2] / "router" / "openapi.json").read_text("utf-8"))
+    document = json.loads((Path(__file__).parents[2] / "router" / "http" / "openapi.json").read_text("utf-8"))
     items = document["components"]["pathItems"]
     cases: list[tuple[str, GenerationMode]] = []
     for path, item in document["paths"].items():

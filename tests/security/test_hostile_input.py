@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from router.api import GATEWAY
-from router.fetch import ImageFetcher, PublicOnlyResolver
+from router.http.handlers import GATEWAY
+from router.upstream.fetch import ImageFetcher, PublicOnlyResolver
 from tests.harness import KEY_A, Gateway, table_dict
 from tests.security.conftest import gateway_with_file
 from tests.security.http import Answer, call

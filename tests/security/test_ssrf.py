@@ -19,8 +19,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from router.errors import GatewayError
-from router.fetch import ImageFetcher, PublicOnlyResolver
-from router.ssrf import check_image_url
+from router.upstream.fetch import ImageFetcher, PublicOnlyResolver
+from router.upstream.ssrf import check_image_url
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
                        "AAAABJRU5ErkJggg==")

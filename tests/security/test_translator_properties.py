@@ -20,8 +20,8 @@ from providers.gemini import ADAPTERS as GEMINI_ADAPTERS
 from providers.openai import ADAPTERS as OPENAI_ADAPTERS
 from providers.settings import ProviderSettings, Secret
 from providers.sse import SSEDecoder, SSEEvent
-from router import validate
-from router.config import RequestLimits
+from router.config.schema import RequestLimits
+from router.http import validate
 
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from providers.base import UpstreamError
 from providers.simulators.common import Fault
-from router import upstream
+from router.upstream import call as upstream
 from tests.harness import KEY_A, Gateway, table_dict
 from tests.security.http import Answer, call
 

@@ -190,6 +190,6 @@ def wait_for_usage(base: str, admin_key: str, requests: int, timeout: float = 10
 
 
 def today() -> str:
-    from router.metering import today as utc_today
+    from router.state.metering import today as utc_today
 
     return utc_today()

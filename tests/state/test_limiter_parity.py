@@ -7,11 +7,11 @@ from types import MappingProxyType
 
 import pytest
 
-from router.config import FailurePolicy, KeyConfig, Limits, MetaData, ModelConfig, ModelType, Secret, StateConfig
+from router.config.schema import FailurePolicy, KeyConfig, Limits, MetaData, ModelConfig, ModelType, Secret, StateConfig
 from router.errors import GatewayError
-from router.limits import Admission, Limiter, LocalLimiter
-from router.redis_limits import RedisLimiter
-from router.state import RedisState
+from router.state.limits import Admission, Limiter, LocalLimiter
+from router.state.redis import RedisState
+from router.state.redis_limits import RedisLimiter
 from tests.state.helpers import SHARED_REDIS, RedisServer
 
 CALLER = KeyConfig("team-a", b"", None, Limits(rpm=5, tpm=1000),

@@ -11,8 +11,8 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from router.api import GATEWAY
-from router.redis_limits import limit_key
+from router.http.handlers import GATEWAY
+from router.state.redis_limits import limit_key
 from tests.harness import ADMIN_KEY, Gateway
 from tests.state.helpers import RedisServer, chat_body, free_cluster_port, state_table, wait_for_usage, wait_until
 

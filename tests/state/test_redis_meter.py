@@ -13,9 +13,9 @@ import pytest
 
 from providers.base import Operation
 from providers.simulators.common import Fault
-from router.api import GATEWAY
-from router.metering import UsageRecord, today
-from router.redis_meter import RedisMeter
+from router.http.handlers import GATEWAY
+from router.state.metering import UsageRecord, today
+from router.state.redis_meter import RedisMeter
 from router.tokens import estimate_prompt_tokens
 from tests.harness import ADMIN_KEY, KEY_A, Gateway
 from tests.state.helpers import SHARED_REDIS, RedisServer, chat_body, get_json, state_table, usage_total, wait_for_usage
@@ -117,7 +117,7 @@ def test_redis_restart_loses_no_usage(own_redis: RedisServer, tmp_path: Path) ->
 
 
 def test_spool_survives_concurrent_writers_and_replays(tmp_path: Path) -> None:
-    from router.spool import Spool
+    from router.state.spool import Spool
 
     spool = Spool(tmp_path / "spool.jsonl")
     written: list[str] = []
@@ -147,7 +147,7 @@ def test_spool_survives_concurrent_writers_and_replays(tmp_path: Path) -> None:
 
 
 def test_a_spool_left_by_an_earlier_process_is_replayed_at_start(prefix: str, tmp_path: Path) -> None:
-    from router.spool import Spool
+    from router.state.spool import Spool
 
     spool = tmp_path / "spool.jsonl"
     Spool(spool).append([UsageRecord(f"left-{i}", today(), "team-a", "gpt-4o", "azure", 7, 3, i == 0)

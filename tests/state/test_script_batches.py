@@ -6,7 +6,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from router.state import LuaScript
+from router.state.redis import LuaScript
 
 
 async def test_a_batch_runs_in_one_round_trip_and_survives_a_script_flush() -> None:

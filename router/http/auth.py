@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from router.config import KeyConfig, RouteTable
+from router.config.schema import KeyConfig, RouteTable
 from router.errors import GatewayError
 
 AUTH_FAILURES_PER_MINUTE = 20

@@ -24,7 +24,7 @@ from yarl import URL
 
 from providers.base import InlineImage
 from router.errors import GatewayError
-from router.ssrf import IMAGE_TYPES, check_image_url, is_public_address, refused
+from router.upstream.ssrf import IMAGE_TYPES, check_image_url, is_public_address, refused
 
 MAX_REDIRECTS = 3
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

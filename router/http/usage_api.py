@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from router.errors import GatewayError
-from router.metering import Meter, today
+from router.state.metering import Meter, today
 
 MAX_DAYS = 366
 

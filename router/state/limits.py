@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from router import metrics
-from router.config import KeyConfig, Limits, ModelConfig
+from router.config.schema import KeyConfig, Limits, ModelConfig
 from router.errors import GatewayError
 
 

@@ -23,8 +23,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from router.backpressure import Gates
-from router.config import Cooldown
+from router.config.schema import Cooldown
+from router.upstream.backpressure import Gates
 
 log = logging.getLogger("llm_router")
 

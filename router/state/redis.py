@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, NoScriptError, RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from router.config import StateConfig
+from router.config.schema import StateConfig
 
 log = logging.getLogger("llm_router")
 
@@ -43,7 +43,7 @@ Client = redis.Redis | RedisCluster
 
 
 def load_lua(name: str) -> str:
-    return resources.files("router").joinpath("lua", name).read_text(encoding="utf-8")
+    return resources.files("router.state").joinpath("lua", name).read_text(encoding="utf-8")
 
 
 def make_client(config: StateConfig) -> Client:

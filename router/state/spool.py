@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from router.metering import UsageRecord
+from router.state.metering import UsageRecord
 
 log = logging.getLogger("llm_router")
 CLAIMED = ".claimed-"

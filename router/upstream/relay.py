@@ -19,9 +19,9 @@ import orjson
 from aiohttp import web
 
 from providers.base import StreamDecoder, StreamState, StreamTranslator, UpstreamError, Usage
-from router.dispatch import Outcome
-from router.middleware import CLIENT_CLOSED, IN_FLIGHT, SHUTTING_DOWN, Exchange, InFlight
+from router.http.middleware import CLIENT_CLOSED, IN_FLIGHT, SHUTTING_DOWN, Exchange, InFlight
 from router.tokens import PromptEstimate, from_chars
+from router.upstream.dispatch import Outcome
 
 DONE = b"data: [DONE]\n\n"
 

@@ -30,11 +30,11 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 from providers.base import Adapter, ApiRequest, StreamDecoder, StreamTranslator, UpstreamCall, UpstreamError
 from providers.registry import KINDS
 from router import metrics
-from router.backpressure import Gates, Overloaded
-from router.config import ModelConfig, ProviderConfig, TargetConfig
-from router.cooldown import Guards, TargetState, cooldown_store
+from router.config.schema import ModelConfig, ProviderConfig, TargetConfig
 from router.runtime import Gateway, Runtime
-from router.upstream import open_response, read_body, transport_error
+from router.upstream.backpressure import Gates, Overloaded
+from router.upstream.call import open_response, read_body, transport_error
+from router.upstream.cooldown import Guards, TargetState, cooldown_store
 
 log = logging.getLogger("llm_router")
 

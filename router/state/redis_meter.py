@@ -24,9 +24,9 @@ from typing import Any
 import orjson
 
 from router.errors import GatewayError
-from router.metering import COUNTERS, UsageRecord, record_counts
-from router.spool import Spool
-from router.state import STATE_ERRORS, LuaScript, RedisState
+from router.state.metering import COUNTERS, UsageRecord, record_counts
+from router.state.redis import STATE_ERRORS, LuaScript, RedisState
+from router.state.spool import Spool
 
 log = logging.getLogger("llm_router")
 

@@ -1,6 +1,6 @@
 """Edge validation of OpenAI requests: the shape the router relies on, checked once.
 
-Every field the OpenAPI document (router/openapi.json) describes is checked for type
+Every field the OpenAPI document (router/http/openapi.json) describes is checked for type
 and range here, so that a request the document calls invalid is a 400 naming the
 parameter the way OpenAI does (`messages[2].role`), never a 500 further in. Fields
 the gateway does not know are left alone (carried to the upstream). `null` counts as
@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 
 from providers.base import JSON, Operation
-from router.config import RequestLimits
+from router.config.schema import RequestLimits
 from router.errors import GatewayError
-from router.ssrf import check_image_url
+from router.upstream.ssrf import check_image_url
 
 INT64 = (-(2**63), 2**63 - 1)
 UINT64_MAX = 2**64 - 1

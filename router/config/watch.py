@@ -23,8 +23,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from router.admin import CONFIG_PATH, reload_table
-from router.config import ConfigError
+from router.config.schema import ConfigError
+from router.http.admin import CONFIG_PATH, reload_table
 
 log = logging.getLogger("llm_router")
 POLL_SECONDS = 1.0

@@ -24,10 +24,10 @@ import random
 from collections import deque
 from typing import Any
 
-from router.config import FailurePolicy, KeyConfig, ModelConfig
+from router.config.schema import FailurePolicy, KeyConfig, ModelConfig
 from router.errors import GatewayError
-from router.limits import Admission, LocalLimiter, Reservation, Scope, Verdict, refuse, scopes_for, unlimited
-from router.state import STATE_ERRORS, LuaScript, RedisState
+from router.state.limits import Admission, LocalLimiter, Reservation, Scope, Verdict, refuse, scopes_for, unlimited
+from router.state.redis import STATE_ERRORS, LuaScript, RedisState
 
 log = logging.getLogger("llm_router")
 

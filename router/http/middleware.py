@@ -16,9 +16,9 @@ from aiohttp.typedefs import Handler
 
 from providers.base import UpstreamError, Usage
 from router import metrics
-from router.dispatch import Trace
 from router.errors import GatewayError, error_response
 from router.runtime import Gateway, Runtime
+from router.upstream.dispatch import Trace
 
 log = logging.getLogger("llm_router")
 access_log = logging.getLogger("llm_router.access")
@@ -134,7 +134,7 @@ def _dumps(error: UpstreamError) -> bytes:
 
 
 def _gateway(app: web.Application) -> Gateway | None:
-    from router.api import GATEWAY  # api imports this module; the key lives there
+    from router.http.handlers import GATEWAY  # api imports this module; the key lives there
 
     return app.get(GATEWAY)
 

@@ -22,7 +22,7 @@ import yaml
 
 from providers.registry import KINDS
 from providers.settings import ProviderSettings, Secret
-from router.yaml_reader import Reader, UniqueKeyLoader, dataclass_fields, substitute
+from router.config.reader import Reader, UniqueKeyLoader, dataclass_fields, substitute
 
 N = TypeVar("N")  # a section of numbers
 

@@ -18,10 +18,10 @@ from aiohttp import web
 
 from providers.settings import Secret
 from router import metrics
-from router.api import GATEWAY
-from router.auth import require_admin
-from router.config import ConfigError, RouteTable, load
-from router.usage_api import usage_rows
+from router.config.schema import ConfigError, RouteTable, load
+from router.http.auth import require_admin
+from router.http.handlers import GATEWAY
+from router.http.usage_api import usage_rows
 
 log = logging.getLogger("llm_router")
 SUPERVISOR_PID_ENV = "LLM_ROUTER_SUPERVISOR_PID"  # set by `serve --workers N` for its workers

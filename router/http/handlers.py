@@ -14,18 +14,18 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BodyPartReader
 
 from providers.base import ApiRequest, Operation, Usage
-from router import validate
-from router.auth import authenticate
-from router.config import KeyConfig, ModelConfig, ModelType
-from router.dispatch import Outcome, dispatch
+from router.config.schema import KeyConfig, ModelConfig, ModelType
 from router.errors import GatewayError
-from router.limits import reserves_tokens
-from router.metering import UsageRecord, today
-from router.middleware import EXCHANGE, Exchange
+from router.http import validate
+from router.http.auth import authenticate
+from router.http.middleware import EXCHANGE, Exchange
+from router.http.usage_api import usage_rows
 from router.runtime import Gateway, Runtime
-from router.streaming import StreamRelay
+from router.state.limits import reserves_tokens
+from router.state.metering import UsageRecord, today
 from router.tokens import PromptEstimate, estimate_completion_tokens, requested_output_tokens
-from router.usage_api import usage_rows
+from router.upstream.dispatch import Outcome, dispatch
+from router.upstream.relay import StreamRelay
 
 GATEWAY = web.AppKey("gateway", Gateway)
 

@@ -1,0 +1,1 @@
+"""The route table: its schema, reading it, reloading it live."""

@@ -1,0 +1,1 @@
+"""What clients talk to: handlers per ingress protocol, auth, validation, errors, admin."""

@@ -1,0 +1,1 @@
+"""Limits and metering, in-process or shared by every replica in Redis."""
