@@ -12,14 +12,10 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
-from providers.base import Operation, StreamDecoder
+from providers.base import Adapter, Operation, StreamDecoder
+from providers.settings import ProviderSettings
 from providers.sse import SSEDecoder
-
-if TYPE_CHECKING:
-    from providers.base import Adapter
-    from providers.settings import ProviderSettings
 
 CHAT_ONLY = frozenset({Operation.CHAT})
 

@@ -11,12 +11,15 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import metrics
+from router.config.reload import RELOADER, Reloader
+from router.config.runtime import build_runtime, refresh_credentials
 from router.config.schema import RouteTable
+from router.exchange import IN_FLIGHT, InFlight
+from router.gateway import GATEWAY, Gateway
 from router.http import admin, protocol_errors
 from router.http.auth import FAILED_AUTH, FailedAuthLimiter
-from router.http.handlers import GATEWAY, endpoint_handler
-from router.http.middleware import IN_FLIGHT, InFlight, gateway_middleware, name_the_server
-from router.runtime import Gateway, build_runtime, refresh_credentials
+from router.http.handlers import endpoint_handler
+from router.http.middleware import gateway_middleware, name_the_server
 from router.state.redis import RedisState
 from router.state.redis_limits import RedisLimiter
 from router.state.redis_meter import RedisMeter
@@ -63,8 +66,7 @@ def create_app(table: RouteTable, config_path: str | Path | None = None,
     app[FAILED_AUTH] = FailedAuthLimiter()
     app[IN_FLIGHT] = InFlight()
     app.on_response_prepare.append(name_the_server)
-    app[admin.CONFIG_PATH] = Path(config_path or table.path)
-    app[admin.TABLE_TRANSFORM] = transform or (lambda t: t)
+    app[RELOADER] = Reloader(app[GATEWAY], Path(config_path or table.path), transform or (lambda t: t))
     metrics.table_loaded(table)
 
     app.router.add_get("/healthz", healthz)

@@ -32,10 +32,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
+from prometheus_client.multiprocess import mark_process_dead
 
+from router.config.reload import RELOADER, SUPERVISOR_PID_ENV
 from router.config.schema import ConfigError
-from router.http.admin import SUPERVISOR_PID_ENV, reload_table
-from router.http.middleware import IN_FLIGHT
+from router.exchange import IN_FLIGHT
 
 log = logging.getLogger("llm_router")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -99,8 +100,8 @@ async def _drain(runner: web.AppRunner, site: web.TCPSite, grace: float) -> None
 
 
 def _reload_on_signal(app: web.Application) -> None:
-    with contextlib.suppress(ConfigError):  # logged and counted by reload_table; the running table stays
-        reload_table(app, trigger="signal")
+    with contextlib.suppress(ConfigError):  # logged and counted by the reloader; the running table stays
+        app[RELOADER].reload("signal")
 
 
 def bound_port(sockets: list[socket.socket]) -> int:
@@ -155,8 +156,6 @@ class _Supervisor:
                 os.kill(proc.pid, signum)
 
     def wait(self, metrics_dir: str) -> int:
-        from prometheus_client.multiprocess import mark_process_dead
-
         status = 0
         while self.running:
             for sentinel in multiprocessing.connection.wait(list(self.running)):

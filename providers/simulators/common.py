@@ -4,6 +4,7 @@ the deterministic text and token counts it answers with."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 from collections import deque
@@ -40,8 +41,6 @@ class Received:
     body: bytes
 
     def json(self) -> Any:
-        import json
-
         return json.loads(self.body)
 
 

@@ -27,6 +27,7 @@ from aiohttp import web
 from providers.simulators.common import (
     SIMULATOR_STATE,
     Fault,
+    Received,
     SimulatorState,
     count_tokens,
     new_state_app,
@@ -405,8 +406,6 @@ async def transcriptions(request: web.Request) -> web.Response:
 
 
 def _form_record(request: web.Request, form: Any) -> Any:
-    from providers.simulators.common import Received
-
     fields = {k: (v.filename if isinstance(v, web.FileField) else v) for k, v in form.items()}
     return Received(request.method, request.path, dict(request.query), dict(request.headers),
                     orjson.dumps(fields))

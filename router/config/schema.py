@@ -7,6 +7,7 @@ are errors: a typo must not be silently ignored.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import ipaddress
@@ -506,6 +507,4 @@ def load(path: str | Path) -> RouteTable:
 
 def replace_providers(table: RouteTable, providers: Mapping[str, ProviderConfig]) -> RouteTable:
     """The same table with other provider accounts (used by `demo`)."""
-    import dataclasses
-
     return dataclasses.replace(table, providers=MappingProxyType(dict(providers)))

@@ -6,7 +6,7 @@ it sees nothing, and the old content stays readable under the old target. So the
 watcher polls, once a second, what the path resolves to, that file's mtime and size,
 and a hash of its content (mtimes are coarse; an edit within the same second must
 count). The stat and the read run in a thread, off the event loop; only a change
-reloads, on the loop, through the same `reload_table` as SIGHUP and the admin API.
+reloads, on the loop, through the same `Reloader` as SIGHUP and the admin API.
 Each worker process watches on its own, so `--workers N` needs no coordination.
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from router.config.reload import RELOADER
 from router.config.schema import ConfigError
-from router.http.admin import CONFIG_PATH, reload_table
 
 log = logging.getLogger("llm_router")
 POLL_SECONDS = 1.0
@@ -89,7 +89,7 @@ def table_watcher(interval: float = POLL_SECONDS) -> Callable[[web.Application],
     """A cleanup context watching the app's route table file while the app runs."""
 
     async def watching(app: web.Application) -> AsyncIterator[None]:
-        path = app[CONFIG_PATH]
+        path = app[RELOADER].path
         watcher = FileWatcher(path, lambda: reload_after_change(app), interval)
         await watcher.start()
         log.info("watching the route table file", extra={"fields": {"file": str(path), "interval_s": interval}})
@@ -102,5 +102,5 @@ def table_watcher(interval: float = POLL_SECONDS) -> Callable[[web.Application],
 
 
 def reload_after_change(app: web.Application) -> None:
-    with contextlib.suppress(ConfigError):  # logged and counted by reload_table; the running table stays
-        reload_table(app, trigger="file")
+    with contextlib.suppress(ConfigError):  # logged and counted by the reloader; the running table stays
+        app[RELOADER].reload("file")

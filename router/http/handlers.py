@@ -14,20 +14,19 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BodyPartReader
 
 from providers.base import ApiRequest, Operation, Usage
+from router.config.runtime import Runtime
 from router.config.schema import KeyConfig, ModelConfig, ModelType
 from router.errors import GatewayError
+from router.exchange import EXCHANGE, Exchange
+from router.gateway import GATEWAY
 from router.http import validate
 from router.http.auth import authenticate
-from router.http.middleware import EXCHANGE, Exchange
 from router.http.usage_api import usage_rows
-from router.runtime import Gateway, Runtime
 from router.state.limits import reserves_tokens
 from router.state.metering import UsageRecord, today
 from router.tokens import PromptEstimate, estimate_completion_tokens, requested_output_tokens
 from router.upstream.dispatch import Outcome, dispatch
 from router.upstream.relay import StreamRelay
-
-GATEWAY = web.AppKey("gateway", Gateway)
 
 _OPERATION_MODEL_TYPE = {Operation.CHAT: ModelType.CHAT, Operation.COMPLETIONS: ModelType.CHAT,
                          Operation.EMBEDDINGS: ModelType.EMBEDDING, Operation.TRANSCRIPTION: ModelType.TRANSCRIPTION}

@@ -9,102 +9,28 @@ import logging
 import random
 import re
 import time
-from dataclasses import dataclass, field
 
+import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from providers.base import UpstreamError, Usage
+from providers.base import UpstreamError
 from router import metrics
+from router.config.runtime import Runtime
 from router.errors import GatewayError, error_response
-from router.runtime import Gateway, Runtime
-from router.upstream.dispatch import Trace
+from router.exchange import CLIENT_CLOSED, EXCHANGE, IN_FLIGHT, SHUTTING_DOWN, Exchange
+from router.gateway import GATEWAY, Gateway
 
 log = logging.getLogger("llm_router")
 access_log = logging.getLogger("llm_router.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-CLIENT_CLOSED = 499  # nginx's code for a client that went away before the answer
 DEBUG_CONTENT_BYTES = 65536  # per body, with logging.debug_content
 UNKNOWN_MODEL = "unknown"  # the model label of requests for ids the table does not have
 # Probes and scrapes: not client requests, so not in the in-flight gauge (contract, Health).
 NOT_CLIENT_REQUESTS = frozenset({"/healthz", "/readyz", "/metrics"})
-SHUTTING_DOWN = "The gateway is shutting down; retry the request."
 SERVER_NAME = "llm-router"  # the Server header: no library or version for a scanner to match
 
-
-@dataclass(slots=True)
-class Exchange:
-    """One client request as the gateway saw it."""
-
-    request_id: str
-    started: float
-    endpoint: str = ""
-    key_name: str = ""
-    model: str = ""  # the public model that answered, or the one asked for
-    status: int = 0
-    stream: bool = False
-    usage: Usage | None = None
-    ttft: float | None = None
-    trace: Trace = field(default_factory=Trace)
-    gateway_seconds: float | None = None  # overhead, when the handler measured it
-    content: dict[str, str] | None = None  # bodies, only when logging.debug_content is set
-
-
-EXCHANGE = web.RequestKey("exchange", Exchange)
-
-
-class InFlight:
-    """The requests being handled, so that a shutdown can wait for them to end and, once
-    its grace is over, end those still running (a stream with a last error event)."""
-
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[object]] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self.shutting_down = False
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    def enter(self) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-            self._idle.clear()
-
-    def leave(self) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.discard(task)
-        if not self._tasks:
-            self._idle.set()
-
-    async def drain(self, grace: float, margin: float) -> int:
-        """Wait up to `grace` seconds for every request to end; then cancel those left and
-        wait up to `margin` for them to finish their ending. Returns how many were cut."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), grace)
-            return 0
-        except TimeoutError:
-            pass
-        self.shutting_down = True
-        cut = list(self._tasks)
-        for task in cut:
-            task.cancel()
-        try:
-            await asyncio.wait_for(self._idle.wait(), margin)
-        except TimeoutError:
-            log.error("requests still running after the shutdown margin", extra={"fields": {"left": len(self)}})
-        return len(cut)
-
-    def ended_by_shutdown(self) -> bool:
-        """Whether the current task's CancelledError is the shutdown's (then it is taken back)."""
-        task = asyncio.current_task()
-        return self.shutting_down and task is not None and task.uncancel() == 0
-
-
-IN_FLIGHT = web.AppKey("in_flight", InFlight)
 
 _HTTP_MESSAGES = {
     404: "Unknown request URL: {method} {path}. Please check the URL for typos.",
@@ -128,14 +54,10 @@ def upstream_error_response(error: UpstreamError) -> web.Response:
 
 
 def _dumps(error: UpstreamError) -> bytes:
-    import orjson
-
     return orjson.dumps(error.to_openai())
 
 
 def _gateway(app: web.Application) -> Gateway | None:
-    from router.http.handlers import GATEWAY  # api imports this module; the key lives there
-
     return app.get(GATEWAY)
 
 

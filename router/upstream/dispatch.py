@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential, wait_random
@@ -30,28 +31,19 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 from providers.base import Adapter, ApiRequest, StreamDecoder, StreamTranslator, UpstreamCall, UpstreamError
 from providers.registry import KINDS
 from router import metrics
+from router.config.runtime import Runtime
 from router.config.schema import ModelConfig, ProviderConfig, TargetConfig
-from router.runtime import Gateway, Runtime
-from router.upstream.backpressure import Gates, Overloaded
+from router.exchange import Trace
+from router.upstream.backpressure import Overloaded
 from router.upstream.call import open_response, read_body, transport_error
-from router.upstream.cooldown import Guards, TargetState, cooldown_store
+from router.upstream.cooldown import Guards, TargetState
+from router.upstream.fetch import ImageFetcher
 
 log = logging.getLogger("llm_router")
 
 # Backoff between attempts on one target: 0.25 s, 0.5 s, 1 s ... up to 8 s, plus up to 0.25 s of jitter.
 BACKOFF = wait_exponential(multiplier=0.25, max=8.0) + wait_random(0, 0.25)
 MIN_ATTEMPT = 0.05  # seconds: less budget than this left is not worth another attempt
-
-
-@dataclass(slots=True)
-class Trace:
-    """What the attempts of one client request did, for metrics and the log."""
-
-    attempts: int = 0
-    retries: int = 0
-    provider: str = ""
-    target_model: str = ""
-    upstream_wait: float = 0.0  # seconds spent waiting on upstreams (and for their slots)
 
 
 def _nothing() -> None:
@@ -112,21 +104,22 @@ def target_key(target: TargetConfig) -> str:
     return f"{target.provider}:{target.model}"
 
 
-def guards_of(gw: Gateway) -> Guards:
-    """The gateway's cooldowns and gates, made at its first request: by then the app
-    has connected the gateway's shared Redis client (`Gateway.redis`), if one is configured."""
-    if gw.guards is None:
-        state = gw.runtime.table.state
-        store = cooldown_store(gw.redis, state.key_prefix, state.socket_timeout, lambda: gw.redis_ready)
-        gw.guards = Guards(store, Gates())
-    return gw.guards
+class Connections(Protocol):
+    """What dispatch needs of the running gateway: a pooled session per provider, the
+    image fetcher, and the cooldowns and gates shared by every request."""
+
+    def session(self, provider: ProviderConfig) -> aiohttp.ClientSession: ...
+
+    def image_fetcher(self) -> ImageFetcher: ...
+
+    def upstream_guards(self) -> Guards: ...
 
 
 @dataclass(slots=True)
 class _Call:
     """One client request's way through the targets."""
 
-    gw: Gateway
+    gw: Connections
     rt: Runtime
     guards: Guards
     trace: Trace
@@ -135,8 +128,8 @@ class _Call:
     last_error: UpstreamError | None = None
 
 
-async def dispatch(gw: Gateway, rt: Runtime, model: ModelConfig, request: ApiRequest, trace: Trace) -> Outcome:
-    call = _Call(gw, rt, guards_of(gw), trace, Budget(model.deadline))
+async def dispatch(gw: Connections, rt: Runtime, model: ModelConfig, request: ApiRequest, trace: Trace) -> Outcome:
+    call = _Call(gw, rt, gw.upstream_guards(), trace, Budget(model.deadline))
     queue: deque[ModelConfig] = deque([model, *(rt.table.models[f] for f in model.fallbacks)])
     tried: set[str] = set()
     cooling: list[tuple[ModelConfig, ApiRequest, TargetConfig]] = []

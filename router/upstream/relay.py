@@ -18,8 +18,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from providers.base import StreamDecoder, StreamState, StreamTranslator, UpstreamError, Usage
-from router.http.middleware import CLIENT_CLOSED, IN_FLIGHT, SHUTTING_DOWN, Exchange, InFlight
+from providers.base import Operation, StreamDecoder, StreamState, StreamTranslator, UpstreamError, Usage
+from router.exchange import CLIENT_CLOSED, IN_FLIGHT, SHUTTING_DOWN, Exchange, InFlight
 from router.tokens import PromptEstimate, from_chars
 from router.upstream.dispatch import Outcome
 
@@ -192,6 +192,4 @@ class StreamRelay:
 
 
 def _chunk_object(outcome: Outcome) -> str:
-    from providers.base import Operation
-
     return "text_completion" if outcome.request.operation is Operation.COMPLETIONS else "chat.completion.chunk"

@@ -17,7 +17,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from providers.simulators.common import Received
 from providers.simulators.gemini import answer_for
-from router.http.handlers import GATEWAY
+from router.gateway import GATEWAY
 from router.upstream.fetch import ImageFetcher
 from tests.harness import Gateway, table_dict
 

@@ -14,7 +14,7 @@ import pytest
 
 from providers.base import InlineImage
 from providers.simulators.common import Fault, Received
-from router.http.handlers import GATEWAY
+from router.gateway import GATEWAY
 from router.upstream.fetch import ImageFetcher
 from tests.harness import Gateway, table_dict
 

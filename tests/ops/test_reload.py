@@ -17,7 +17,7 @@ import pytest
 import yaml
 from openai.types.chat import ChatCompletionMessageParam
 
-from router.http.handlers import GATEWAY
+from router.gateway import GATEWAY
 from tests.harness import ADMIN_KEY, KEY_A, Gateway, table_dict
 from tests.ops.support import delta, http, scrape
 
@@ -218,8 +218,8 @@ def test_a_removed_providers_pool_closes_once_its_last_stream_ends(tmp_path: Pat
 
 
 def test_a_reload_says_which_changes_wait_for_a_restart(caplog: pytest.LogCaptureFixture) -> None:
+    from router.config.reload import _warn_of_restart_only_changes
     from router.config.schema import parse
-    from router.http.admin import _warn_of_restart_only_changes
     from tests.harness import table_dict
 
     before = parse(table_dict())

@@ -15,9 +15,9 @@ import orjson
 import pytest
 import yaml
 
+from router.config.reload import RELOADER
 from router.config.watch import FileWatcher, fingerprint, reload_after_change
-from router.http.admin import CONFIG_PATH
-from router.http.handlers import GATEWAY
+from router.gateway import GATEWAY
 from tests.harness import Gateway, table_dict
 from tests.ops.support import Simulators, delta, free_port, http, scrape, serve_process, value
 
@@ -105,7 +105,7 @@ def _models(gw: Gateway) -> set[str]:
 def test_a_configmap_update_is_reloaded_and_a_broken_one_refused_once(gw: Gateway, volume: ConfigMapVolume) -> None:
     assert gw.app is not None
     app = gw.app
-    watcher = gw.run(_watch(app[CONFIG_PATH], lambda: reload_after_change(app)))
+    watcher = gw.run(_watch(app[RELOADER].path, lambda: reload_after_change(app)))
     try:
         before = scrape(gw.url("/metrics"))
         changed: dict[str, Any] = table_dict()

@@ -8,8 +8,8 @@ import asyncio
 import orjson
 
 from providers.base import ApiRequest, Operation
+from router.config.runtime import build_runtime, refresh_credentials
 from router.config.schema import parse
-from router.runtime import build_runtime, refresh_credentials
 
 
 def test_token_command_is_run_before_the_first_request() -> None:

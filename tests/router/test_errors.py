@@ -202,7 +202,7 @@ def test_unreachable_upstream_is_502(gw: Gateway) -> None:
     # The harness pointed every provider at a simulator; point `dead` back at a closed port.
     import dataclasses
 
-    from router.http.handlers import GATEWAY
+    from router.gateway import GATEWAY
 
     gateway = gw.app[GATEWAY]  # type: ignore[index]
     table = gateway.runtime.table

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from router import runtime
-from router.http.handlers import GATEWAY
+from router import gateway as gateway_module
+from router.gateway import GATEWAY
 from tests.harness import Gateway
 
 
@@ -16,13 +16,13 @@ def test_no_http_session_is_created_per_request(gateway: Gateway, monkeypatch: p
     client = gateway.client()
     client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "warm up"}])
     created: list[str] = []
-    original = runtime._session_for
+    original = gateway_module._session_for
 
     def counting(provider):  # type: ignore[no-untyped-def]
         created.append(provider.name)
         return original(provider)
 
-    monkeypatch.setattr(runtime, "_session_for", counting)
+    monkeypatch.setattr(gateway_module, "_session_for", counting)
     sessions_before = dict(gateway.app[GATEWAY].sessions)  # type: ignore[index]
     for i in range(20):
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"n{i}"}])

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from providers.simulators.common import Fault, SimulatorState
 from router import metrics
 from router.config.schema import replace_providers
-from router.http.handlers import GATEWAY
+from router.gateway import GATEWAY
 from router.state.metering import today
 from tests.harness import ADMIN_KEY, KEY_A, Gateway, table_dict
 

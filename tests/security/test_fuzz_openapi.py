@@ -39,7 +39,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from router.http.handlers import GATEWAY
+from router.gateway import GATEWAY
 from router.upstream.fetch import ImageFetcher, PublicOnlyResolver
 from tests.harness import ADMIN_KEY, KEY_A, Gateway, table_dict
 

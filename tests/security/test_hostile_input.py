@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from router.http.handlers import GATEWAY
+from router.gateway import GATEWAY
 from router.upstream.fetch import ImageFetcher, PublicOnlyResolver
 from tests.harness import KEY_A, Gateway, table_dict
 from tests.security.conftest import gateway_with_file

@@ -11,7 +11,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from router.http.handlers import GATEWAY
+from router.gateway import GATEWAY
 from router.state.redis_limits import limit_key
 from tests.harness import ADMIN_KEY, Gateway
 from tests.state.helpers import RedisServer, chat_body, free_cluster_port, state_table, wait_for_usage, wait_until

@@ -9,7 +9,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from router.http.handlers import GATEWAY
+from router.gateway import GATEWAY
 from router.state.redis_limits import RedisLimiter
 from tests.harness import Gateway
 from tests.state.helpers import SHARED_REDIS, burst, chat_body, state_table

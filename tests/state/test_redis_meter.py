@@ -13,7 +13,7 @@ import pytest
 
 from providers.base import Operation
 from providers.simulators.common import Fault
-from router.http.handlers import GATEWAY
+from router.gateway import GATEWAY
 from router.state.metering import UsageRecord, today
 from router.state.redis_meter import RedisMeter
 from router.tokens import estimate_prompt_tokens

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from router import metrics
-from router.http.handlers import GATEWAY
+from router.gateway import GATEWAY
 from tests.harness import ADMIN_KEY, KEY_A, KEY_B, Gateway
 from tests.state.helpers import RedisServer, chat_body, free_port, get_json, state_table, wait_for_usage, wait_until
 

@@ -1,75 +1,31 @@
-"""The running gateway: the current route table with what is derived from it, and the
-long-lived resources (one pooled ClientSession per provider, limiter, meter).
+"""The running gateway: the current `Runtime` and the long-lived resources (one pooled
+ClientSession per provider, cooldowns and gates, limiter, meter, the shared Redis client).
 
-A reload builds a whole new `Runtime` and swaps one reference; a request holds the
-`Runtime` it started with until it ends. Sessions of unchanged providers are kept;
-those of removed providers are closed once the requests that use them have ended.
+Sessions of unchanged providers are kept across reloads; those of removed providers
+are closed once the requests that use them have ended.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import aiohttp
 import redis.asyncio
+from aiohttp import web
 from redis.asyncio.cluster import RedisCluster
 
-from providers.base import Adapter, StreamDecoder
-from providers.registry import KINDS, adapter_factory
 from router import metrics
-from router.config.schema import ModelConfig, ProviderConfig, RouteTable
+from router.config.runtime import Runtime, build_runtime, refresh_credentials
+from router.config.schema import ProviderConfig, RouteTable
 from router.state.limits import Limiter, LocalLimiter
 from router.state.metering import LocalMeter, Meter
-from router.upstream.cooldown import Guards
+from router.upstream.backpressure import Gates
+from router.upstream.cooldown import Guards, cooldown_store
 from router.upstream.fetch import ImageFetcher
 
 log = logging.getLogger("llm_router")
-
-
-@dataclass(frozen=True, slots=True)
-class Runtime:
-    table: RouteTable
-    adapters: Mapping[str, Adapter | None]  # None: the provider's kind is not built
-    models_by_endpoint: Mapping[str, tuple[ModelConfig, ...]]
-    timeouts: Mapping[str, aiohttp.ClientTimeout]  # per provider, until the first byte
-    framings: Mapping[str, Callable[[], StreamDecoder]]  # per provider: a new stream decoder
-
-
-def build_runtime(table: RouteTable) -> Runtime:
-    adapters: dict[str, Adapter | None] = {}
-    timeouts: dict[str, aiohttp.ClientTimeout] = {}
-    framings: dict[str, Callable[[], StreamDecoder]] = {}
-    for name, provider in table.providers.items():
-        factory = adapter_factory(provider.kind)
-        adapters[name] = factory(provider.settings) if factory else None
-        framings[name] = KINDS[provider.kind].framing
-        t = provider.timeouts
-        timeouts[name] = aiohttp.ClientTimeout(total=None, sock_connect=t.connect, sock_read=t.first_byte)
-    by_endpoint: dict[str, list[ModelConfig]] = {}
-    for model in table.models.values():
-        for endpoint in model.endpoints:
-            by_endpoint.setdefault(endpoint, []).append(model)
-    return Runtime(
-        table=table,
-        adapters=MappingProxyType(adapters),
-        models_by_endpoint=MappingProxyType({ep: tuple(ms) for ep, ms in by_endpoint.items()}),
-        timeouts=MappingProxyType(timeouts),
-        framings=MappingProxyType(framings),
-    )
-
-
-async def refresh_credentials(runtime: Runtime) -> None:
-    """Let adapters fetch tokens that come from a command or a file before a request needs them."""
-    adapters = [(name, a) for name, a in runtime.adapters.items() if a is not None]
-    results = await asyncio.gather(*(a.refresh_credentials() for _, a in adapters), return_exceptions=True)
-    for (name, _), result in zip(adapters, results, strict=True):
-        if isinstance(result, BaseException):
-            log.warning("could not refresh the credentials of provider %s: %s", name, type(result).__name__,
-                        extra={"fields": {"provider": name}})
 
 
 def _session_for(provider: ProviderConfig) -> aiohttp.ClientSession:
@@ -100,7 +56,7 @@ class Gateway:
     fetcher: ImageFetcher | None = None
     redis_ready: bool = True  # False while a configured Redis is unreachable
     redis: redis.asyncio.Redis | RedisCluster | None = None  # the one shared-state client (None: in-process)
-    guards: Guards | None = None  # cooldowns and concurrency gates (router/dispatch.py makes them)
+    guards: Guards | None = None  # cooldowns and concurrency gates, made at the first request
     _session_configs: dict[str, ProviderConfig] = field(default_factory=dict)
     _closing: set[asyncio.Task[None]] = field(default_factory=set)
     # Each swap starts a generation; requests in flight are counted per generation they
@@ -142,6 +98,19 @@ class Gateway:
         else:  # first use, by an older request, of a provider the current table dropped
             self._retired.append(_RetiredPool(name, session, provider, self._generation))
         return session
+
+    def upstream_guards(self) -> Guards:
+        """The cooldowns and gates, made at the first request: by then the app has connected
+        the shared Redis client (`redis`), if one is configured."""
+        if self.guards is None:
+            state = self.runtime.table.state
+            store = cooldown_store(self.redis, state.key_prefix, state.socket_timeout, lambda: self.redis_ready)
+            self.guards = Guards(store, Gates())
+        return self.guards
+
+    @property
+    def table(self) -> RouteTable:
+        return self.runtime.table
 
     def image_fetcher(self) -> ImageFetcher:
         if self.fetcher is None:
@@ -197,3 +166,6 @@ class Gateway:
         if self.fetcher:
             await self.fetcher.close()
         await self.meter.close()
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
