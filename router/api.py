@@ -83,10 +83,17 @@ async def _read_json_request(request: web.Request, rt: Runtime) -> ApiRequest:
     try:
         raw = await request.read()  # aiohttp stops at client_max_size (max_body_bytes), decompressed
     except RequestPayloadError:
-        # A corrupt gzip/deflate body, or a body that ended before its Content-Length.
-        raise validate.bad("body", "The request body could not be read: it is truncated or its Content-Encoding "
-                                   "does not decode.", "bad_request_body") from None
+        raise _unreadable_body(request) from None
     return ApiRequest(Operation.CHAT, validate.parse_body(raw, limits), "")
+
+
+def _unreadable_body(request: web.Request) -> GatewayError:
+    """A corrupt gzip/deflate body, or one that ended before its Content-Length. The rest
+    of it cannot be read either: marked ended, so that aiohttp does not try to drain it
+    after the answer (and log a traceback), and the connection closes after the answer."""
+    request.content.feed_eof()
+    return GatewayError(400, "The request body could not be read: it is truncated or its Content-Encoding does "
+                             "not decode.", param="body", code="bad_request_body", headers={"Connection": "close"})
 
 
 _DECODED_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
@@ -125,7 +132,9 @@ async def _read_multipart(request: web.Request, rt: Runtime) -> ApiRequest:
     _check_content_encoding(request)
     try:
         form = await _read_form_parts(request, limits)
-    except (ValueError, LookupError, AssertionError, RuntimeError, HttpProcessingError, RequestPayloadError) as exc:
+    except RequestPayloadError:
+        raise _unreadable_body(request) from None
+    except (ValueError, LookupError, AssertionError, RuntimeError, HttpProcessingError) as exc:
         # No boundary, broken part headers, a truncated body, an unknown charset, bytes that are not text.
         raise validate.bad("body", f"The multipart/form-data body could not be read ({type(exc).__name__}).") \
             from None
