@@ -31,7 +31,9 @@ from typing import Any
 from aiohttp import web
 
 from router.admin import SUPERVISOR_PID_ENV, reload_table
+from router.api import GATEWAY
 from router.config import ConfigError
+from router.connections import GatewayRunner
 
 log = logging.getLogger("llm_router")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -51,7 +53,9 @@ async def serve_app(app: web.Application, host: str, port: int, grace: float, re
                     on_started: Callable[[list[Any]], None] | None = None,
                     metrics_app: web.Application | None = None, metrics_port: int | None = None) -> None:
     """Serve until SIGTERM/SIGINT; `metrics_app` on `metrics_port` too, when given."""
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=grace, access_log=None)
+    settings = app[GATEWAY].runtime.table.server  # read at start: a reload does not change these
+    runner = GatewayRunner(app, timeouts=settings.client_timeouts, max_connections=settings.max_connections,
+                           handler_cancellation=True, shutdown_timeout=grace, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
     await site.start()
