@@ -8,9 +8,8 @@ pass through, so that is where the gateway answers them in OpenAI's JSON instead
 
 from __future__ import annotations
 
-from typing import Any
-
 import logging
+from typing import Any
 
 from aiohttp import web, web_protocol
 from aiohttp.http_exceptions import BadHttpMessage, ContentEncodingError, LineTooLong
