@@ -16,8 +16,7 @@ from typing import Any
 
 import orjson
 
-from providers.base import JSON, ApiRequest, StreamState, UpstreamError, Usage, dumps, retry_after_seconds
-from providers.sse import SSEEvent
+from providers.base import JSON, ApiRequest, SSEEvent, StreamState, UpstreamError, Usage, dumps, retry_after_seconds
 
 STOP_REASON_TO_FINISH_REASON: dict[str, str] = {
     "end_turn": "stop",

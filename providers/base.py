@@ -17,8 +17,6 @@ from typing import Any, Protocol
 
 import orjson
 
-from providers.sse import SSEEvent
-
 JSON = dict[str, Any]
 
 
@@ -145,6 +143,14 @@ class StreamState:
     finish_reason: str | None = None
     completion_chars: int = 0  # for estimating usage when the upstream gives none
     done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    """One upstream stream event, whatever framed it (SSE so far; AWS event streams would too)."""
+
+    event: str | None
+    data: bytes
 
 
 class StreamDecoder(Protocol):

@@ -22,8 +22,7 @@ from typing import Any
 
 import orjson
 
-from providers.base import JSON, ApiRequest, StreamState, UpstreamError, Usage, dumps, retry_after_seconds
-from providers.sse import SSEEvent
+from providers.base import JSON, ApiRequest, SSEEvent, StreamState, UpstreamError, Usage, dumps, retry_after_seconds
 
 _CONTENT_FILTER = {
     "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",

@@ -20,6 +20,7 @@ from providers.base import (
     JSON,
     ApiRequest,
     Operation,
+    SSEEvent,
     StreamState,
     UpstreamCall,
     UpstreamError,
@@ -28,7 +29,6 @@ from providers.base import (
     retry_after_seconds,
 )
 from providers.settings import ProviderSettings
-from providers.sse import SSEEvent
 
 _PATHS = {
     Operation.CHAT: "/chat/completions",

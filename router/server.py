@@ -37,6 +37,8 @@ from prometheus_client.multiprocess import mark_process_dead
 from router.config.reload import RELOADER, SUPERVISOR_PID_ENV
 from router.config.schema import ConfigError
 from router.exchange import IN_FLIGHT
+from router.gateway import GATEWAY
+from router.http.connections import GatewayRunner
 
 log = logging.getLogger("llm_router")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -57,8 +59,10 @@ async def serve_app(app: web.Application, host: str, port: int, grace: float, re
                     on_started: Callable[[list[Any]], None] | None = None,
                     metrics_app: web.Application | None = None, metrics_port: int | None = None) -> None:
     """Serve until SIGTERM/SIGINT; `metrics_app` on `metrics_port` too, when given."""
+    settings = app[GATEWAY].runtime.table.server  # read at start: a reload does not change these
     # The grace is spent in `_drain`; aiohttp's own shutdown then finds nothing running.
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=SHUTDOWN_MARGIN, access_log=None)
+    runner = GatewayRunner(app, timeouts=settings.client_timeouts, max_connections=settings.max_connections,
+                           handler_cancellation=True, shutdown_timeout=SHUTDOWN_MARGIN, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
     await site.start()

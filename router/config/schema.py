@@ -141,6 +141,15 @@ class RequestLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientTimeouts:
+    """How long a client connection may keep the gateway waiting, in seconds."""
+
+    header: float = 10.0  # from connecting, or from a request's first byte, to its complete headers
+    body_idle: float = 30.0  # without a byte while a request body is still owed
+    keep_alive: float = 75.0  # idle between two requests
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -148,6 +157,8 @@ class ServerConfig:
     request_limits: RequestLimits = RequestLimits()
     # Peers whose X-Forwarded-For is believed (the Ingress); empty: the peer is the client.
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    client_timeouts: ClientTimeouts = ClientTimeouts()
+    max_connections: int = 4096  # open client connections per process; idle ones make room for new ones
 
 
 class FailurePolicy(enum.Enum):
@@ -360,15 +371,19 @@ def _read_key(r: Reader, i: int, node: Any, models: Mapping[str, ModelConfig]) -
 
 
 def _read_server(r: Reader, node: Any) -> ServerConfig:
-    node = r.mapping(node, "server", {"host", "port", "shutdown_grace", "request_limits", "trusted_proxies"})
+    node = r.mapping(node, "server", dataclass_fields(ServerConfig))
     d = ServerConfig()
     limits = _numbers(r, node.get("request_limits"), "server.request_limits", RequestLimits, int, 1)
+    client_timeouts = _numbers(r, node.get("client_timeouts"), "server.client_timeouts", ClientTimeouts, float,
+                               0.001)
     return ServerConfig(
         host=r.string(node, "host", "server", d.host) or d.host,
         port=r.number(node, "port", "server", d.port, int, 0),
         shutdown_grace=r.number(node, "shutdown_grace", "server", d.shutdown_grace, float, 0),
         request_limits=limits,
         trusted_proxies=_read_networks(r, node, "trusted_proxies", "server"),
+        client_timeouts=client_timeouts,
+        max_connections=r.number(node, "max_connections", "server", d.max_connections, int, 1),
     )
 
 

@@ -21,11 +21,29 @@ def _form(call: UpstreamCall, request: ApiRequest) -> aiohttp.FormData:
         form.add_field(name, value)
     if request.file:
         filename, content, content_type = request.file
-        form.add_field("file", content, filename=filename, content_type=content_type)
+        # aiohttp writes large raw bytes in one blocking go (and warns): large files go as a stream.
+        upload = io.BytesIO(content) if len(content) > LARGE_BODY else content
+        form.add_field("file", upload, filename=filename, content_type=content_type)
     return form
 
 
+def forget_tracebacks(exc: BaseException | None) -> None:
+    """Drop the tracebacks of a transport error and of what it wraps. aiohttp and
+    aiohappyeyeballs keep the error in a local of a frame of its own traceback (a cycle),
+    and frames hold their callers: the cycle would keep our frames, and the request
+    body they hold (an upload), until a full garbage collection."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        wrapped = getattr(exc, "os_error", None)
+        if isinstance(wrapped, BaseException):
+            forget_tracebacks(wrapped)
+        exc = exc.__cause__ or exc.__context__
+
+
 def transport_error(exc: BaseException) -> UpstreamError:
+    forget_tracebacks(exc)
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return UpstreamError(504, "The upstream provider did not answer in time.", type="timeout",
                              code="upstream_timeout", retryable=True)
@@ -68,16 +86,37 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     return b"".join(parts)[: cap + 1]
 
 
+async def _read_up_to(response: aiohttp.ClientResponse, cap: int) -> bytearray | None:
+    """The whole body in one buffer (sized up front when the length is announced), or
+    None once it passes `cap`. Returning None rather than raising keeps the buffer out
+    of any traceback: a raised error would hold this frame, and the buffer, alive."""
+    announced = response.content_length
+    if announced is not None and announced > cap:
+        return None
+    body = bytearray(announced or 0)
+    size = 0
+    async for chunk in response.content.iter_any():
+        end = size + len(chunk)
+        if end > cap:
+            return None
+        if end <= len(body):
+            body[size:end] = chunk
+        else:
+            body[size:] = chunk  # longer than announced (or not announced): the buffer grows
+        size = end
+    del body[size:]  # shorter than announced
+    return body
+
+
 async def read_body(response: aiohttp.ClientResponse) -> bytes:
-    too_large = UpstreamError(502, "The upstream answer is larger than the gateway accepts.", retryable=False)
+    """A whole (non-stream) answer, at most MAX_RESPONSE_BODY bytes."""
     try:
-        if response.content_length is not None and response.content_length > MAX_RESPONSE_BODY:
-            raise too_large
-        body = await _read_capped(response, MAX_RESPONSE_BODY)
-        if len(body) > MAX_RESPONSE_BODY:
-            raise too_large
-        return body
+        body = await _read_up_to(response, MAX_RESPONSE_BODY)
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise transport_error(exc) from None
     finally:
         response.release()
+    if body is None:
+        raise UpstreamError(502, "The upstream answer is larger than the gateway accepts.", retryable=False)
+    # The translators take bytes; orjson parses a bytearray alike, so this is the one copy.
+    return bytes(body)

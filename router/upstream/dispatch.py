@@ -171,7 +171,9 @@ async def _serve(call: _Call, requested: ModelConfig, candidate: ModelConfig, re
     try:
         outcome = await _with_retries(call, candidate, req, target, state)
     except UpstreamError as error:
-        call.last_error = error
+        # Kept without its traceback: that holds this frame, which holds `call`, which would
+        # hold the error: a cycle keeping the request (an upload, a body) until a full GC.
+        call.last_error = error.with_traceback(None)
         if error.context_window and candidate.context_window_fallbacks:
             return None, [call.rt.table.models[m] for m in candidate.context_window_fallbacks]
         if not error.retryable and not isinstance(error, Overloaded):

@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from providers.anthropic import to_anthropic_request
 from providers.anthropic_stream import AnthropicStreamTranslator, parse_anthropic_error
-from providers.base import ApiRequest, Operation, StreamState, UpstreamError
+from providers.base import ApiRequest, Operation, SSEEvent, StreamState, UpstreamError
 from providers.simulators.anthropic import create_app
 from providers.simulators.common import SIMULATOR_STATE, Fault, SimulatorState
-from providers.sse import SSEDecoder, SSEEvent
+from providers.sse import SSEDecoder
 
 HEADERS = {"x-api-key": "sk-ant-sim", "anthropic-version": "2023-06-01"}
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n not really").decode()

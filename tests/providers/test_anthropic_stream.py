@@ -8,8 +8,7 @@ import orjson
 import pytest
 
 from providers.anthropic_stream import AnthropicStreamTranslator
-from providers.base import StreamState, UpstreamError
-from providers.sse import SSEEvent
+from providers.base import SSEEvent, StreamState, UpstreamError
 
 # The recorded samples, copied byte for byte into the repository (tests/samples/SOURCES.md).
 from tests.conftest import SAMPLES

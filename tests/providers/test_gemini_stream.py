@@ -9,9 +9,8 @@ import orjson
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from providers.base import StreamState, UpstreamError, Usage
+from providers.base import SSEEvent, StreamState, UpstreamError, Usage
 from providers.gemini_stream import GeminiStreamTranslator
-from providers.sse import SSEEvent
 
 # The recorded samples, copied byte for byte into the repository (tests/samples/SOURCES.md).
 from tests.conftest import SAMPLES

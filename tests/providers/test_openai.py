@@ -129,7 +129,7 @@ def test_errors_normalised(status: int, body: bytes, headers: dict[str, str],
 
 def test_mid_stream_error_event_raises() -> None:
     translator = OPENAI.stream_translator(chat(stream=True))
-    from providers.sse import SSEEvent
+    from providers.base import SSEEvent
 
     with pytest.raises(UpstreamError) as caught:
         translator.feed(SSEEvent(None, b'{"error": {"message": "overloaded", "type": "server_error"}}'))

@@ -244,3 +244,32 @@ def test_hostile_requests_do_not_hold_up_a_well_behaved_client(small: Gateway) -
         served = [pool.submit(post, small, hello()) for _ in range(5)]
         assert all(f.result(timeout=20).status == 400 for f in refused)
         assert all(f.result(timeout=20).status == 200 for f in served)
+
+
+CORRUPT_ENCODINGS: dict[str, tuple[str, bytes, int, str | None]] = {
+    "corrupt gzip": ("gzip", b"\x1f\x8b\x08\x00" + b"not gzip at all" * 10, 400, "bad_request_body"),
+    "truncated gzip": ("gzip", zlib.compressobj(9, zlib.DEFLATED, 31).compress(b"{}" * 1000)[:20], 400, None),
+    "corrupt deflate": ("deflate", b"zzzz", 400, "bad_content_encoding"),
+    "brotli": ("br", b"\x8b\x03\x80{}\x03", 400, "bad_content_encoding"),
+    "zstd": ("zstd", b"(\xb5/\xfd\x00\x00\x11\x00\x00{}", 400, "bad_content_encoding"),
+    "an unknown coding": ("x-custom", b"{}", 415, "unsupported_content_encoding"),
+    "stacked codings": ("gzip, gzip", b"{}", 415, "unsupported_content_encoding"),
+}
+
+
+@pytest.mark.parametrize("name", list(CORRUPT_ENCODINGS))
+def test_a_corrupt_or_unsupported_content_encoding_is_a_4xx_without_a_traceback(
+        small: Gateway, name: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    """Before: a corrupt gzip body was a 500 with a traceback, br/zstd made aiohttp print
+    plain-text tracebacks outside the JSON log."""
+    coding, data, status, code = CORRUPT_ENCODINGS[name]
+    caplog.set_level("DEBUG")
+    for path in (CHAT, "/v2/audio/transcriptions"):
+        content_type = "application/json" if path == CHAT else "multipart/form-data; boundary=b0undary"
+        answer = post(small, data, path, headers={"Content-Encoding": coding, "Content-Type": content_type})
+        assert answer.status == status, (path, answer.text)
+        error = answer.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and code in (None, error["code"])
+    assert post(small, hello()).status == 200
+    assert not [r for r in caplog.records if r.exc_info or r.levelname in ("ERROR", "CRITICAL")]
+    assert "Traceback" not in capfd.readouterr().err

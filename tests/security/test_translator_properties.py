@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from providers.anthropic import ADAPTERS as ANTHROPIC_ADAPTERS
-from providers.base import Adapter, ApiRequest, InlineImage, Operation, UpstreamError
+from providers.base import Adapter, ApiRequest, InlineImage, Operation, SSEEvent, UpstreamError
 from providers.gemini import ADAPTERS as GEMINI_ADAPTERS
 from providers.openai import ADAPTERS as OPENAI_ADAPTERS
 from providers.settings import ProviderSettings, Secret
-from providers.sse import SSEDecoder, SSEEvent
+from providers.sse import SSEDecoder
 from router.config.schema import RequestLimits
 from router.http import validate
 
