@@ -23,6 +23,7 @@ CHAT_ONLY = frozenset({Operation.CHAT})
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KindSpec:
     module: str  # the protocol module; its ADAPTERS[kind] builds an adapter from ProviderSettings
+    protocol: str  # the wire protocol spoken: an ingress of the same protocol may pass the client's body through
     required: tuple[str, ...] = ("base_url",)  # provider fields the route table must give
     framing: Callable[[], StreamDecoder] = SSEDecoder  # a new stream decoder per upstream stream
     simulator: str  # the module whose create_app() speaks this protocol on loopback
@@ -39,22 +40,22 @@ class KindSpec:
 _VERTEX = MappingProxyType({"project": "my-project", "location": "europe-west4"})
 
 KINDS: Mapping[str, KindSpec] = MappingProxyType({
-    "openai": KindSpec(module="providers.openai", simulator="providers.simulators.openai", simulator_path="/v1",
+    "openai": KindSpec(module="providers.openai", protocol="openai", simulator="providers.simulators.openai", simulator_path="/v1",
                        operations=frozenset(Operation), example_model="gpt-4o-mini-2024-07-18"),
-    "azure": KindSpec(module="providers.openai", required=("base_url", "api_version"),
+    "azure": KindSpec(module="providers.openai", protocol="openai", required=("base_url", "api_version"),
                       simulator="providers.simulators.openai", operations=frozenset(Operation),
                       example=MappingProxyType({"api_version": "2024-10-21"}), example_model="gpt-4o-deployment"),
-    "openai-compatible": KindSpec(module="providers.openai", simulator="providers.simulators.openai",
+    "openai-compatible": KindSpec(module="providers.openai", protocol="openai", simulator="providers.simulators.openai",
                                   simulator_path="/v1", operations=frozenset(Operation),
                                   example_model="meta-llama/Llama-3.1-70B-Instruct"),
-    "anthropic": KindSpec(module="providers.anthropic", simulator="providers.simulators.anthropic",
+    "anthropic": KindSpec(module="providers.anthropic", protocol="anthropic", simulator="providers.simulators.anthropic",
                           example_model="claude-sonnet-4-5-20250929"),
-    "anthropic-vertex": KindSpec(module="providers.anthropic", required=("base_url", "project", "location"),
+    "anthropic-vertex": KindSpec(module="providers.anthropic", protocol="anthropic", required=("base_url", "project", "location"),
                                  simulator="providers.simulators.anthropic", example=_VERTEX,
                                  example_model="claude-sonnet-4-5@20250929"),
-    "gemini": KindSpec(module="providers.gemini", simulator="providers.simulators.gemini",
+    "gemini": KindSpec(module="providers.gemini", protocol="gemini", simulator="providers.simulators.gemini",
                        operations=frozenset({Operation.CHAT, Operation.EMBEDDINGS}), example_model="gemini-2.5-flash"),
-    "vertex": KindSpec(module="providers.gemini", required=("base_url", "project", "location"),
+    "vertex": KindSpec(module="providers.gemini", protocol="gemini", required=("base_url", "project", "location"),
                        simulator="providers.simulators.gemini",
                        operations=frozenset({Operation.CHAT, Operation.EMBEDDINGS}), example=_VERTEX,
                        example_model="gemini-2.5-flash"),

@@ -1,8 +1,9 @@
-"""OpenAI-shaped errors: the one place that turns a failure into a client answer."""
+"""Errors: the gateway's own failures, and the shape a client protocol answers them in."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import orjson
 from aiohttp import web
@@ -37,3 +38,24 @@ def error_response(status: int, message: str, *, type: str | None = None, param:
                    code: str | None = None, headers: Mapping[str, str] | None = None) -> web.Response:
     error = GatewayError(status, message, type=type, param=param, code=code, headers=headers)
     return web.Response(status=status, body=error.body(), content_type="application/json", headers=error.headers)
+
+
+class ErrorShape(Protocol):
+    """How a client protocol answers a failure: its own JSON shape, with its own statuses."""
+
+    def error_response(self, status: int, message: str, *, type: str | None = None, param: str | None = None,
+                       code: str | None = None, headers: Mapping[str, str] | None = None) -> web.Response: ...
+
+
+class OpenAIErrors:
+    """`{"error": {"message", "type", "param", "code"}}`: the OpenAI API's errors, and the
+    gateway's for everything outside an ingress protocol (404s, probes, admin)."""
+
+    __slots__ = ()
+
+    def error_response(self, status: int, message: str, *, type: str | None = None, param: str | None = None,
+                       code: str | None = None, headers: Mapping[str, str] | None = None) -> web.Response:
+        return error_response(status, message, type=type, param=param, code=code, headers=headers)
+
+
+OPENAI_ERRORS = OpenAIErrors()

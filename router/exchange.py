@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from providers.base import Usage
+from router.errors import OPENAI_ERRORS, ErrorShape
 
 log = logging.getLogger("llm_router")
 
@@ -45,6 +46,7 @@ class Exchange:
     trace: Trace = field(default_factory=Trace)
     gateway_seconds: float | None = None  # overhead, when the handler measured it
     content: dict[str, str] | None = None  # bodies, only when logging.debug_content is set
+    errors: ErrorShape = OPENAI_ERRORS  # the client protocol's error shape, once its route is known
 
 
 EXCHANGE = web.RequestKey("exchange", Exchange)

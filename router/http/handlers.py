@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from aiohttp import hdrs, web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.multipart import BodyPartReader
-from aiohttp.web_protocol import RequestPayloadError
+from aiohttp import web
 
 from providers.base import ApiRequest, Operation, Usage
 from router.config.runtime import Runtime
-from router.config.schema import KeyConfig, ModelConfig, ModelType, RequestLimits
+from router.config.schema import KeyConfig, ModelConfig, ModelType
 from router.errors import GatewayError
 from router.exchange import EXCHANGE, Exchange
 from router.gateway import GATEWAY
 from router.http import validate
 from router.http.auth import authenticate
+from router.http.bodies import read_json, read_multipart
+from router.http.ingress.base import Ingress
+from router.http.ingress.openai import OPENAI
 from router.http.usage_api import usage_rows
 from router.state.limits import reserves_tokens
 from router.state.metering import UsageRecord, today
@@ -77,111 +78,14 @@ async def own_usage(request: web.Request, rt: Runtime, endpoint: str, caller: Ke
     return web.json_response({"object": "list", "data": rows})
 
 
-async def _read_json_request(request: web.Request, rt: Runtime) -> ApiRequest:
-    limits = rt.table.server.request_limits
-    _check_content_encoding(request)
-    try:
-        raw = await request.read()  # aiohttp stops at client_max_size (max_body_bytes), decompressed
-    except RequestPayloadError:
-        raise _unreadable_body(request) from None
-    return ApiRequest(Operation.CHAT, validate.parse_body(raw, limits), "")
-
-
-def _unreadable_body(request: web.Request) -> GatewayError:
-    """A corrupt gzip/deflate body, or one that ended before its Content-Length. The rest
-    of it cannot be read either: marked ended, so that aiohttp does not try to drain it
-    after the answer (and log a traceback), and the connection closes after the answer."""
-    request.content.feed_eof()
-    return GatewayError(400, "The request body could not be read: it is truncated or its Content-Encoding does "
-                             "not decode.", param="body", code="bad_request_body", headers={"Connection": "close"})
-
-
-_DECODED_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
-
-
-def _check_content_encoding(request: web.Request) -> None:
-    """aiohttp decodes gzip and deflate; any other coding would reach the parser still encoded."""
-    coding = request.headers.get(hdrs.CONTENT_ENCODING, "").strip().lower()
-    if coding not in _DECODED_ENCODINGS:
-        raise GatewayError(415, f"The Content-Encoding {coding[:32]!r} is not supported; send the body as "
-                                "identity, gzip or deflate.", code="unsupported_content_encoding")
-
-
-async def _read_part(part: BodyPartReader, cap: int) -> bytes | None:
-    """The part's (decoded) bytes, or None when they pass `cap`: the caller raises then,
-    from a frame that does not hold the buffer (an exception raised here would keep it
-    alive through its traceback until a full garbage collection)."""
-    data = bytearray()
-    while chunk := await part.read_chunk(65536):
-        if len(data) + len(chunk) > cap:
-            return None
-        data += chunk
-    return bytes(part.decode(bytes(data)))
-
-
-def _file_too_large(limits: RequestLimits) -> GatewayError:
-    return GatewayError(413, f"The file is larger than the limit of {limits.max_file_bytes} bytes (max_file_bytes).",
-                        param="file", code="file_too_large")
-
-
-async def _read_multipart(request: web.Request, rt: Runtime) -> ApiRequest:
-    """The transcription form, read part by part under caps; any malformed form is a 400, never a 500."""
-    limits = rt.table.server.request_limits
-    if not request.content_type.startswith("multipart/form-data"):
-        raise validate.bad("file", "Transcriptions take multipart/form-data with a 'file' and a 'model'.")
-    _check_content_encoding(request)
-    try:
-        form = await _read_form_parts(request, limits)
-    except RequestPayloadError:
-        raise _unreadable_body(request) from None
-    except (ValueError, LookupError, AssertionError, RuntimeError, HttpProcessingError) as exc:
-        # No boundary, broken part headers, a truncated body, an unknown charset, bytes that are not text.
-        raise validate.bad("body", f"The multipart/form-data body could not be read ({type(exc).__name__}).") \
-            from None
-    fields, upload = form
-    if upload is None:
-        raise validate.bad("file", "Missing required parameter: 'file'.")
-    return ApiRequest(Operation.TRANSCRIPTION, dict(fields), "",
-                      form=tuple((k, v) for k, v in fields if k != "model"), file=upload)
-
-
-async def _read_form_parts(request: web.Request, limits: RequestLimits) \
-        -> tuple[list[tuple[str, str]], tuple[str, bytes, str] | None]:
-    """The form's fields in order (a name may repeat: `timestamp_granularities[]`) and its file."""
-    fields: list[tuple[str, str]] = []
-    upload: tuple[str, bytes, str] | None = None
-    reader = await request.multipart()
-    count = 0
-    async for part in reader:
-        count += 1
-        if count > MAX_FORM_PARTS or not isinstance(part, BodyPartReader):
-            raise validate.bad("body", f"The form has nested or more than {MAX_FORM_PARTS} parts.")
-        name = part.name or ""
-        if not validate.FORM_FIELD_NAME.match(name):
-            raise validate.bad("body", f"Invalid form field name {name[:64]!r}: expected 1 to 64 letters, digits "
-                                       "or _.[]-.")
-        if part.filename is not None:
-            content = await _read_part(part, limits.max_file_bytes)
-            if content is None:
-                raise _file_too_large(limits)
-            upload = (part.filename[:MAX_FORM_FIELD_BYTES], content,
-                      part.headers.get("Content-Type", "application/octet-stream")[:256])
-            continue
-        raw = await _read_part(part, MAX_FORM_FIELD_BYTES)
-        if raw is None:
-            raise validate.bad(name, f"The form field '{name[:64]}' is longer than {MAX_FORM_FIELD_BYTES} bytes.")
-        fields.append((name, raw.decode(part.get_charset(default="utf-8"))))
-    return fields, upload
-
-
 async def _prepare(request: web.Request, rt: Runtime, endpoint: str, caller: KeyConfig,
-                   operation: Operation) -> tuple[ApiRequest, ModelConfig]:
+                   operation: Operation, ingress: Ingress) -> tuple[ApiRequest, ModelConfig]:
     limits = rt.table.server.request_limits
     if operation is Operation.TRANSCRIPTION:
-        raw = await _read_multipart(request, rt)
+        raw = await read_multipart(request, limits)
     else:
-        raw = await _read_json_request(request, rt)
-    body = raw.body
+        raw = await read_json(request, limits)
+    body = ingress.to_canonical(raw.body)
     model_id = validate.model_id(body, limits)
     ex = request[EXCHANGE]
     ex.model = model_id
@@ -212,7 +116,7 @@ def _headers(ex: Exchange, outcome: Outcome, extra: dict[str, str]) -> dict[str,
 
 
 async def _respond(outcome: Outcome, ex: Exchange, headers: dict[str, str],
-                   prompt_estimate: PromptEstimate) -> web.Response:
+                   prompt_estimate: PromptEstimate, ingress: Ingress) -> web.Response:
     assert outcome.body is not None
     body, usage = outcome.adapter.parse_response(outcome.request, outcome.body)
     outcome.body = None  # the raw answer is not needed while the client is sent the translated one
@@ -222,14 +126,14 @@ async def _respond(outcome: Outcome, ex: Exchange, headers: dict[str, str],
     content_type = "application/json"
     if outcome.request.operation is Operation.TRANSCRIPTION and not body.lstrip().startswith(b"{"):
         content_type = "text/plain"
-    return web.Response(body=body, content_type=content_type, headers=headers)
+    return web.Response(body=ingress.answer(body, outcome.request), content_type=content_type, headers=headers)
 
 
 async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyConfig,
-                operation: Operation) -> web.StreamResponse:
+                operation: Operation, ingress: Ingress) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     ex = request[EXCHANGE]
-    api_request, model = await _prepare(request, rt, endpoint, caller, operation)
+    api_request, model = await _prepare(request, rt, endpoint, caller, operation, ingress)
     prompt_estimate = PromptEstimate(operation, api_request.body)
     reserve = 0
     if reserves_tokens(caller, model):
@@ -245,9 +149,9 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
         headers = _headers(ex, outcome, dict(admission.headers))
         async with outcome:  # the upstream response and the provider's slot, until the answer is written
             if outcome.response is None:
-                response: web.StreamResponse = await _respond(outcome, ex, headers, prompt_estimate)
+                response: web.StreamResponse = await _respond(outcome, ex, headers, prompt_estimate, ingress)
             else:
-                relay = StreamRelay(ex, outcome, prompt_estimate)
+                relay = StreamRelay(ex, outcome, prompt_estimate, ingress.client_stream(api_request))
                 response = await relay.run(request, headers)
         failed = ex.status >= 400
         return response
@@ -266,21 +170,29 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
 EndpointHandler = Callable[[web.Request, Runtime, str, KeyConfig], Awaitable[web.StreamResponse]]
 
 
-def _proxy_for(operation: Operation) -> EndpointHandler:
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    handler: EndpointHandler
+    ingress: Ingress = OPENAI  # the protocol the client speaks there: its errors' shape from the start
+
+
+def _proxy_for(operation: Operation, ingress: Ingress = OPENAI) -> Route:
     async def handler(request: web.Request, rt: Runtime, endpoint: str, caller: KeyConfig) -> web.StreamResponse:
-        return await proxy(request, rt, endpoint, caller, operation)
+        return await proxy(request, rt, endpoint, caller, operation, ingress)
 
-    return handler
+    return Route("POST", handler, ingress)
 
 
-ROUTES: dict[str, tuple[str, EndpointHandler]] = {
-    "/chat/completions": ("POST", _proxy_for(Operation.CHAT)),
-    "/completions": ("POST", _proxy_for(Operation.COMPLETIONS)),
-    "/embeddings": ("POST", _proxy_for(Operation.EMBEDDINGS)),
-    "/audio/transcriptions": ("POST", _proxy_for(Operation.TRANSCRIPTION)),
-    "/models": ("GET", list_models),
-    "/usage": ("GET", own_usage),
+ROUTES: dict[str, Route] = {
+    "/chat/completions": _proxy_for(Operation.CHAT),
+    "/completions": _proxy_for(Operation.COMPLETIONS),
+    "/embeddings": _proxy_for(Operation.EMBEDDINGS),
+    "/audio/transcriptions": _proxy_for(Operation.TRANSCRIPTION),
+    "/models": Route("GET", list_models),
+    "/usage": Route("GET", own_usage),
 }
+_GET_MODEL = Route("GET", get_model)
 _MODEL_PATH = re.compile(r"^/models/[^/]+$")
 
 
@@ -311,17 +223,15 @@ async def endpoint_handler(request: web.Request) -> web.StreamResponse:
         _refuse_method_of_fixed_route(request)
         raise web.HTTPNotFound()
     endpoint, rest = split
-    if rest in ROUTES:
-        method, handler = ROUTES[rest]
-    elif _MODEL_PATH.match(rest):
-        method, handler = "GET", get_model
-    else:
+    route = ROUTES.get(rest) or (_GET_MODEL if _MODEL_PATH.match(rest) else None)
+    if route is None:
         raise web.HTTPNotFound()
-    if request.method != method:
-        raise web.HTTPMethodNotAllowed(request.method, [method])
     ex = request[EXCHANGE]
+    ex.errors = route.ingress.errors
+    if request.method != route.method:
+        raise web.HTTPMethodNotAllowed(request.method, [route.method])
     ex.endpoint = endpoint
     caller = authenticate(rt.table, request)
     ex.key_name = caller.name
-    return await handler(request, rt, endpoint, caller)
+    return await route.handler(request, rt, endpoint, caller)
 

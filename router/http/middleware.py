@@ -10,14 +10,13 @@ import random
 import re
 import time
 
-import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from providers.base import UpstreamError
 from router import metrics
 from router.config.runtime import Runtime
-from router.errors import GatewayError, error_response
+from router.errors import ErrorShape, GatewayError
 from router.exchange import CLIENT_CLOSED, EXCHANGE, IN_FLIGHT, SHUTTING_DOWN, Exchange
 from router.gateway import GATEWAY, Gateway
 
@@ -39,22 +38,18 @@ _HTTP_MESSAGES = {
 }
 
 
-def _from_http_exception(exc: web.HTTPException, request: web.Request) -> web.Response:
+def _from_http_exception(exc: web.HTTPException, request: web.Request, errors: ErrorShape) -> web.Response:
     template = _HTTP_MESSAGES.get(exc.status, exc.reason)
     message = template.format(method=request.method, path=request.path)
     headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
     code = {404: "unknown_url", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status)
-    return error_response(exc.status, message, code=code, headers=headers)
+    return errors.error_response(exc.status, message, code=code, headers=headers)
 
 
-def upstream_error_response(error: UpstreamError) -> web.Response:
+def upstream_error_response(error: UpstreamError, errors: ErrorShape) -> web.Response:
     headers = {"Retry-After": str(max(1, round(error.retry_after)))} if error.retry_after else None
-    status = error.client_status()
-    return web.Response(status=status, body=_dumps(error), content_type="application/json", headers=headers)
-
-
-def _dumps(error: UpstreamError) -> bytes:
-    return orjson.dumps(error.to_openai())
+    return errors.error_response(error.client_status(), error.message, type=error.type, param=error.param,
+                                 code=error.code, headers=headers)
 
 
 def _gateway(app: web.Application) -> Gateway | None:
@@ -89,18 +84,20 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         except asyncio.CancelledError:
             if in_flight is None or not in_flight.ended_by_shutdown():
                 raise  # the client went away
-            response = error_response(503, SHUTTING_DOWN, code="shutting_down", headers={"Retry-After": "1"})
+            response = exchange.errors.error_response(503, SHUTTING_DOWN, code="shutting_down",
+                                                      headers={"Retry-After": "1"})
         except GatewayError as exc:
-            response = error_response(exc.status, exc.message, type=exc.type, param=exc.param, code=exc.code,
-                                      headers=exc.headers)
+            response = exchange.errors.error_response(exc.status, exc.message, type=exc.type, param=exc.param,
+                                                      code=exc.code, headers=exc.headers)
         except UpstreamError as exc:
-            response = upstream_error_response(exc)
+            response = upstream_error_response(exc, exchange.errors)
         except web.HTTPException as exc:
-            response = _from_http_exception(exc, request)
+            response = _from_http_exception(exc, request, exchange.errors)
         except Exception:
             log.exception("unexpected error", extra={"request_id": exchange.request_id})
-            response = error_response(500, "The gateway failed to handle this request; it has been logged "
-                                           f"as {exchange.request_id}.", type="server_error", code="internal_error")
+            response = exchange.errors.error_response(
+                500, f"The gateway failed to handle this request; it has been logged as {exchange.request_id}.",
+                type="server_error", code="internal_error")
         if not response.prepared:
             response.headers["x-request-id"] = exchange.request_id
         if not exchange.status:

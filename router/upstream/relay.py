@@ -5,7 +5,8 @@ that fails there is an HTTP error, not a 200. After that, a failure (the upstrea
 dropped, or sent nothing for `timeouts.idle`, or ran past `timeouts.total`) ends the
 client's stream with an OpenAI-shaped `data: {"error": ...}` event. A client that
 goes away (the handler is cancelled, or a write finds the connection closed) closes
-the upstream connection at once. Only this module writes SSE framing and `data: [DONE]`.
+the upstream connection at once. The relay only moves chunks: the client's protocol
+(a `ClientStream`, from its ingress) frames them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from typing import Protocol
 
 import aiohttp
 import orjson
@@ -23,11 +25,20 @@ from router.exchange import CLIENT_CLOSED, IN_FLIGHT, SHUTTING_DOWN, Exchange, I
 from router.tokens import PromptEstimate, from_chars
 from router.upstream.dispatch import Outcome
 
-DONE = b"data: [DONE]\n\n"
 
+class ClientStream(Protocol):
+    """How the client's protocol writes a stream: canonical chunks (OpenAI chunk JSON) in,
+    the bytes to send out."""
 
-def frame(payloads: list[bytes]) -> bytes:
-    return b"".join([b"data: " + p + b"\n\n" for p in payloads])
+    def chunks(self, payloads: list[bytes]) -> bytes: ...
+
+    def end(self, payloads: list[bytes]) -> bytes:
+        """The last payloads (the usage chunk among them) and the protocol's end of stream."""
+        ...
+
+    def error(self, error: UpstreamError) -> bytes:
+        """A failure after the stream began, as the protocol's error event."""
+        ...
 
 
 def _translate(decoder: StreamDecoder, translator: StreamTranslator, chunk: bytes) -> list[bytes]:
@@ -95,8 +106,10 @@ class StreamWatchdog:
 
 
 class StreamRelay:
-    def __init__(self, exchange: Exchange, outcome: Outcome, prompt_estimate: PromptEstimate) -> None:
+    def __init__(self, exchange: Exchange, outcome: Outcome, prompt_estimate: PromptEstimate,
+                 client: ClientStream) -> None:
         self.exchange = exchange
+        self.client = client
         self.outcome = outcome
         self.prompt_estimate = prompt_estimate
         assert outcome.translator is not None and outcome.decoder is not None  # the attempt began the stream
@@ -134,7 +147,7 @@ class StreamRelay:
         gateway = 0.0
         try:
             if first:
-                await response.write(frame(first))
+                await response.write(self.client.chunks(first))
                 ex.ttft = time.perf_counter() - ex.started
             while not state.done:
                 watchdog.reading = True
@@ -151,7 +164,7 @@ class StreamRelay:
                 if payloads:
                     if ex.ttft is None:
                         ex.ttft = began - ex.started
-                    await response.write(frame(payloads))
+                    await response.write(self.client.chunks(payloads))
                 gateway += time.perf_counter() - began
             await response.write(self._tail())
         except asyncio.CancelledError:
@@ -174,10 +187,10 @@ class StreamRelay:
 
     async def _end_with(self, response: web.StreamResponse, error: UpstreamError) -> None:
         self.exchange.status = error.client_status()
-        await response.write(b"data: " + orjson.dumps(error.to_openai()) + b"\n\n")
+        await response.write(self.client.error(error))
 
     def _tail(self) -> bytes:
-        """What is owed once the upstream body ended: buffered events, the usage chunk, [DONE]."""
+        """What is owed once the upstream body ended: buffered events, the usage chunk, the end."""
         state = self.translator.state
         payloads: list[bytes] = []
         for event in self.decoder.flush():
@@ -188,7 +201,7 @@ class StreamRelay:
             state.usage = usage
             if state.include_usage:
                 payloads.append(_usage_chunk(state, usage, _chunk_object(self.outcome)))
-        return frame(payloads) + DONE
+        return self.client.end(payloads)
 
 
 def _chunk_object(outcome: Outcome) -> str:
