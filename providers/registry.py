@@ -39,26 +39,33 @@ class KindSpec:
 
 _VERTEX = MappingProxyType({"project": "my-project", "location": "europe-west4"})
 
+_OPENAI_SIM, _ANTHROPIC_SIM, _GEMINI_SIM = (f"providers.simulators.{name}" for name in ("openai", "anthropic", "gemini"))
+_VERTEX_FIELDS = ("base_url", "project", "location")
+_EMBEDS = frozenset({Operation.CHAT, Operation.EMBEDDINGS})
+
 KINDS: Mapping[str, KindSpec] = MappingProxyType({
-    "openai": KindSpec(module="providers.openai", protocol="openai", simulator="providers.simulators.openai", simulator_path="/v1",
-                       operations=frozenset(Operation), example_model="gpt-4o-mini-2024-07-18"),
-    "azure": KindSpec(module="providers.openai", protocol="openai", required=("base_url", "api_version"),
-                      simulator="providers.simulators.openai", operations=frozenset(Operation),
-                      example=MappingProxyType({"api_version": "2024-10-21"}), example_model="gpt-4o-deployment"),
-    "openai-compatible": KindSpec(module="providers.openai", protocol="openai", simulator="providers.simulators.openai",
-                                  simulator_path="/v1", operations=frozenset(Operation),
-                                  example_model="meta-llama/Llama-3.1-70B-Instruct"),
-    "anthropic": KindSpec(module="providers.anthropic", protocol="anthropic", simulator="providers.simulators.anthropic",
-                          example_model="claude-sonnet-4-5-20250929"),
-    "anthropic-vertex": KindSpec(module="providers.anthropic", protocol="anthropic", required=("base_url", "project", "location"),
-                                 simulator="providers.simulators.anthropic", example=_VERTEX,
-                                 example_model="claude-sonnet-4-5@20250929"),
-    "gemini": KindSpec(module="providers.gemini", protocol="gemini", simulator="providers.simulators.gemini",
-                       operations=frozenset({Operation.CHAT, Operation.EMBEDDINGS}), example_model="gemini-2.5-flash"),
-    "vertex": KindSpec(module="providers.gemini", protocol="gemini", required=("base_url", "project", "location"),
-                       simulator="providers.simulators.gemini",
-                       operations=frozenset({Operation.CHAT, Operation.EMBEDDINGS}), example=_VERTEX,
-                       example_model="gemini-2.5-flash"),
+    "openai": KindSpec(
+        module="providers.openai", protocol="openai", simulator=_OPENAI_SIM, simulator_path="/v1",
+        operations=frozenset(Operation), example_model="gpt-4o-mini-2024-07-18"),
+    "azure": KindSpec(
+        module="providers.openai", protocol="openai", required=("base_url", "api_version"), simulator=_OPENAI_SIM,
+        operations=frozenset(Operation), example=MappingProxyType({"api_version": "2024-10-21"}),
+        example_model="gpt-4o-deployment"),
+    "openai-compatible": KindSpec(
+        module="providers.openai", protocol="openai", simulator=_OPENAI_SIM, simulator_path="/v1",
+        operations=frozenset(Operation), example_model="meta-llama/Llama-3.1-70B-Instruct"),
+    "anthropic": KindSpec(
+        module="providers.anthropic", protocol="anthropic", simulator=_ANTHROPIC_SIM,
+        example_model="claude-sonnet-4-5-20250929"),
+    "anthropic-vertex": KindSpec(
+        module="providers.anthropic", protocol="anthropic", required=_VERTEX_FIELDS, simulator=_ANTHROPIC_SIM,
+        example=_VERTEX, example_model="claude-sonnet-4-5@20250929"),
+    "gemini": KindSpec(
+        module="providers.gemini", protocol="gemini", simulator=_GEMINI_SIM, operations=_EMBEDS,
+        example_model="gemini-2.5-flash"),
+    "vertex": KindSpec(
+        module="providers.gemini", protocol="gemini", required=_VERTEX_FIELDS, simulator=_GEMINI_SIM,
+        operations=_EMBEDS, example=_VERTEX, example_model="gemini-2.5-flash"),
 })
 
 
