@@ -39,7 +39,8 @@ class KindSpec:
 
 _VERTEX = MappingProxyType({"project": "my-project", "location": "europe-west4"})
 
-_OPENAI_SIM, _ANTHROPIC_SIM, _GEMINI_SIM = (f"providers.simulators.{name}" for name in ("openai", "anthropic", "gemini"))
+_OPENAI_SIM, _ANTHROPIC_SIM, _GEMINI_SIM = "providers.simulators.openai", "providers.simulators.anthropic", \
+    "providers.simulators.gemini"
 _VERTEX_FIELDS = ("base_url", "project", "location")
 _EMBEDS = frozenset({Operation.CHAT, Operation.EMBEDDINGS})
 
