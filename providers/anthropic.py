@@ -70,7 +70,6 @@ import orjson
 from providers.anthropic_stream import (
     AnthropicStreamTranslator,
     from_anthropic_response,
-    invalid,
     parse_anthropic_error,
     structured_output_name,
     structured_output_tool,
@@ -84,6 +83,7 @@ from providers.base import (
     UpstreamError,
     Usage,
     dumps,
+    invalid_param,
     malformed_answer,
 )
 from providers.images import parse_data_uri, sniff_image_type
@@ -134,7 +134,7 @@ TRANSLATED = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AnthropicVariant:
     """Where one flavour of the Messages API differs from the others."""
 
@@ -148,17 +148,13 @@ class AnthropicVariant:
     inlines_image_urls: bool
 
 
-ANTHROPIC = AnthropicVariant("anthropic", "/v1/messages", "", "", False, True, None, False)
+ANTHROPIC = AnthropicVariant(kind="anthropic", path="/v1/messages", plain_method="", stream_method="",
+                             bearer_auth=False, model_in_body=True, version_in_body=None, inlines_image_urls=False)
 ANTHROPIC_VERTEX = AnthropicVariant(
-    "anthropic-vertex",
-    "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{model}:{method}",
-    "rawPredict",
-    "streamRawPredict",
-    True,
-    False,
-    "vertex-2023-10-16",
-    True,
-)
+    kind="anthropic-vertex",
+    path="/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{model}:{method}",
+    plain_method="rawPredict", stream_method="streamRawPredict", bearer_auth=True, model_in_body=False,
+    version_in_body="vertex-2023-10-16", inlines_image_urls=True)
 
 
 class AnthropicAdapter:
@@ -171,7 +167,7 @@ class AnthropicAdapter:
         # Vertex's bearer token: api_key, token_file or token_command, as for Gemini on Vertex.
         self._credential = credential_for(config) if variant.bearer_auth else None
 
-    def build_call(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
+    def to_upstream(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
         variant, config = self.variant, self.config
         body = to_anthropic_request(request, upstream_model, variant)
         path = variant.path.format(
@@ -191,7 +187,7 @@ class AnthropicAdapter:
             headers["anthropic-version"] = config.anthropic_version
         return UpstreamCall(url=config.base_url.rstrip("/") + path, headers=headers, body=dumps(body))
 
-    def parse_response(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
+    def from_upstream(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
         try:
             response, usage = from_anthropic_response(request, body)
         except SHAPE_ERRORS:
@@ -246,16 +242,15 @@ def _tool_fields(body: Mapping[str, Any], messages: list[JSON]) -> JSON:
     structured = structured_output_tool(body)
     tools = _tools(body.get("tools"))
     if structured and tools:
-        raise invalid(
-            "response_format json_schema cannot be combined with tools on Anthropic models", "response_format"
-        )
+        raise invalid_param("response_format",
+                            "response_format json_schema cannot be combined with tools on Anthropic models")
     if structured:
         return {"tools": [structured], "tool_choice": {"type": "tool", "name": structured["name"]}}
     if tools:
         choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
         return {"tools": tools, "tool_choice": choice} if choice else {"tools": tools}
     if body.get("tool_choice") not in (None, "none", "auto"):
-        raise invalid("tool_choice needs tools", "tool_choice")
+        raise invalid_param("tool_choice", "tool_choice needs tools")
     called = _tools_called_in(messages)
     if called:
         # The API refuses tool_use/tool_result blocks in a request that defines no tools
@@ -280,8 +275,9 @@ def _reject_untranslatable(body: Mapping[str, Any]) -> None:
             allowed = HARMLESS[name]
             if allowed is None or value in allowed:
                 continue
-            raise invalid(f"{name}={orjson.dumps(value).decode()[:80]} is not supported by Anthropic models", name)
-        raise invalid(f"{name} is not supported by Anthropic models", name)
+            raise invalid_param(name,
+                                f"{name}={orjson.dumps(value).decode()[:80]} is not supported by Anthropic models")
+        raise invalid_param(name, f"{name} is not supported by Anthropic models")
 
 
 def _max_tokens(body: Mapping[str, Any], max_output_length: int) -> int:
@@ -290,7 +286,7 @@ def _max_tokens(body: Mapping[str, Any], max_output_length: int) -> int:
         if value is None:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise invalid(f"{name} must be a positive integer", name)
+            raise invalid_param(name, f"{name} must be a positive integer")
         return value
     return max_output_length or DEFAULT_MAX_TOKENS
 
@@ -300,7 +296,7 @@ def _sampling(body: Mapping[str, Any]) -> JSON:
     temperature = body.get("temperature")
     if temperature is not None:
         if not isinstance(temperature, int | float) or not 0 <= temperature <= 1:
-            raise invalid("temperature must be between 0 and 1 for Anthropic models", "temperature")
+            raise invalid_param("temperature", "temperature must be between 0 and 1 for Anthropic models")
         out["temperature"] = temperature
     for name in ("top_p", "top_k"):
         if body.get(name) is not None:
@@ -310,10 +306,10 @@ def _sampling(body: Mapping[str, Any]) -> JSON:
         out["stop_sequences"] = [stop]
     elif isinstance(stop, list) and stop:
         if not all(isinstance(s, str) for s in stop):
-            raise invalid("stop must be a string or a list of strings", "stop")
+            raise invalid_param("stop", "stop must be a string or a list of strings")
         out["stop_sequences"] = stop
     elif stop is not None and stop != []:
-        raise invalid("stop must be a string or a list of strings", "stop")
+        raise invalid_param("stop", "stop must be a string or a list of strings")
     user = body.get("user") or body.get("safety_identifier")
     if user is not None:
         out["metadata"] = {"user_id": str(user)}
@@ -325,11 +321,11 @@ def _tools(tools: Any) -> list[JSON]:
         return []
     out: list[JSON] = []
     if not isinstance(tools, list):
-        raise invalid("tools must be a list", "tools")
+        raise invalid_param("tools", "tools must be a list")
     for i, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
-            raise invalid("only function tools with a name are supported by Anthropic models", f"tools[{i}]")
+            raise invalid_param(f"tools[{i}]", "only function tools with a name are supported by Anthropic models")
         spec: JSON = {"name": function["name"]}
         if function.get("description"):
             spec["description"] = function["description"]
@@ -348,7 +344,7 @@ def _tool_choice(choice: Any, parallel_tool_calls: Any) -> JSON | None:
     elif isinstance(choice, dict) and choice.get("type") == "function" and (choice.get("function") or {}).get("name"):
         out = {"type": "tool", "name": choice["function"]["name"]}
     else:
-        raise invalid("tool_choice must be auto, none, required or a named function", "tool_choice")
+        raise invalid_param("tool_choice", "tool_choice must be auto, none, required or a named function")
     if parallel_tool_calls is False:
         out["disable_parallel_tool_use"] = True
     elif choice is None:
@@ -374,7 +370,8 @@ def _to_anthropic_messages(
         elif role == "tool":
             turn_role, blocks = "user", [_tool_result_block(message, i)]
         else:
-            raise invalid(f"messages[{i}].role {role!r} is not supported by Anthropic models", f"messages[{i}].role")
+            raise invalid_param(f"messages[{i}].role",
+                                f"messages[{i}].role {role!r} is not supported by Anthropic models")
         if not blocks:
             continue  # an empty turn says nothing, and the API refuses empty content
         if turns and turns[-1]["role"] == turn_role:
@@ -391,11 +388,11 @@ def _texts(content: Any, param: str) -> list[str]:
     if isinstance(content, str):
         return [content] if content else []
     if not isinstance(content, list):
-        raise invalid("content must be a string or a list of parts", param)
+        raise invalid_param(param, "content must be a string or a list of parts")
     texts: list[str] = []
     for j, part in enumerate(content):
         if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
-            raise invalid("only text parts are allowed here", f"{param}[{j}]")
+            raise invalid_param(f"{param}[{j}]", "only text parts are allowed here")
         text = part.get("text") if part["type"] == "text" else part.get("refusal")
         if text:
             texts.append(str(text))
@@ -406,7 +403,7 @@ def _user_blocks(content: Any, request: ApiRequest, inline_urls: bool, i: int) -
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     if not isinstance(content, list):
-        raise invalid("user content must be a string or a list of parts", f"messages[{i}].content")
+        raise invalid_param(f"messages[{i}].content", "user content must be a string or a list of parts")
     blocks: list[JSON] = []
     for j, part in enumerate(content):
         param = f"messages[{i}].content[{j}]"
@@ -417,26 +414,26 @@ def _user_blocks(content: Any, request: ApiRequest, inline_urls: bool, i: int) -
         elif part_type == "image_url":
             blocks.append(_image_block(part.get("image_url"), request, inline_urls, param))
         else:
-            raise invalid(f"content part type {part_type!r} is not supported by Anthropic models", param)
+            raise invalid_param(param, f"content part type {part_type!r} is not supported by Anthropic models")
     return blocks
 
 
 def _image_block(image_url: Any, request: ApiRequest, inline_urls: bool, param: str) -> JSON:
     url = image_url.get("url") if isinstance(image_url, dict) else image_url
     if not isinstance(url, str) or not url:
-        raise invalid("image_url.url is required", param)
+        raise invalid_param(param, "image_url.url is required")
     if url.startswith("data:"):
         parsed = parse_data_uri(url)
         if parsed is None:
-            raise invalid("an image data URI must be data:<media type>;base64,<data>", param)
+            raise invalid_param(param, "an image data URI must be data:<media type>;base64,<data>")
         return _base64_image(*parsed, param)
     inline = request.images.get(url)
     if inline is not None:  # fetched by the router (SSRF-guarded) for a variant that cannot take URLs
         return _base64_image(inline.media_type.lower(), inline.data_b64, param)
     if not url.startswith("https://"):
-        raise invalid("an image URL must be https", param)
+        raise invalid_param(param, "an image URL must be https")
     if inline_urls:
-        raise invalid("the image at this URL could not be fetched", param)
+        raise invalid_param(param, "the image at this URL could not be fetched")
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 
@@ -444,31 +441,31 @@ def _base64_image(media_type: str, data: str, param: str) -> JSON:
     try:
         image = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise invalid("image data is not valid base64", param) from exc
+        raise invalid_param(param, "image data is not valid base64") from exc
     # Anthropic refuses an image whose bytes are not of the declared type, where OpenAI
     # looks at the bytes: so do we (clients label every image jpeg, or write image/jpg).
     media_type = sniff_image_type(image) or media_type
     if media_type not in IMAGE_MEDIA_TYPES:
-        raise invalid(f"image type {media_type!r} is not supported (jpeg, png, gif, webp)", param)
+        raise invalid_param(param, f"image type {media_type!r} is not supported (jpeg, png, gif, webp)")
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 
 def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[JSON]:
     if message.get("function_call"):
-        raise invalid("function_call (legacy) is not supported; use tool_calls", f"messages[{i}].function_call")
+        raise invalid_param(f"messages[{i}].function_call", "function_call (legacy) is not supported; use tool_calls")
     blocks: list[JSON] = [{"type": "text", "text": t} for t in _texts(message.get("content"), f"messages[{i}].content")]
     for j, call in enumerate(message.get("tool_calls") or []):
         param = f"messages[{i}].tool_calls[{j}]"
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not call.get("id") or not function.get("name"):
-            raise invalid("a tool call needs an id and a function name", param)
+            raise invalid_param(param, "a tool call needs an id and a function name")
         arguments = function.get("arguments") or "{}"
         try:
             parsed = orjson.loads(arguments)
         except orjson.JSONDecodeError as exc:
-            raise invalid("tool call arguments are not valid JSON", f"{param}.function.arguments") from exc
+            raise invalid_param(f"{param}.function.arguments", "tool call arguments are not valid JSON") from exc
         if not isinstance(parsed, dict):
-            raise invalid("tool call arguments must be a JSON object", f"{param}.function.arguments")
+            raise invalid_param(f"{param}.function.arguments", "tool call arguments must be a JSON object")
         blocks.append({"type": "tool_use", "id": _tool_use_id(call["id"]), "name": function["name"], "input": parsed})
     return blocks
 
@@ -482,7 +479,7 @@ def _tool_use_id(call_id: Any) -> str:
 def _tool_result_block(message: Mapping[str, Any], i: int) -> JSON:
     tool_call_id = message.get("tool_call_id")
     if not tool_call_id:
-        raise invalid("a tool message needs tool_call_id", f"messages[{i}].tool_call_id")
+        raise invalid_param(f"messages[{i}].tool_call_id", "a tool message needs tool_call_id")
     texts = _texts(message.get("content"), f"messages[{i}].content")
     block: JSON = {"type": "tool_result", "tool_use_id": _tool_use_id(tool_call_id)}
     if texts:  # an empty result is no content at all (the API refuses empty text)

@@ -16,7 +16,17 @@ from typing import Any
 
 import orjson
 
-from providers.base import JSON, ApiRequest, SSEEvent, StreamState, UpstreamError, Usage, dumps, retry_after_seconds
+from providers.base import (
+    JSON,
+    ApiRequest,
+    SSEEvent,
+    StreamState,
+    UpstreamError,
+    Usage,
+    dumps,
+    invalid_param,
+    retry_after_seconds,
+)
 
 STOP_REASON_TO_FINISH_REASON: dict[str, str] = {
     "end_turn": "stop",
@@ -52,10 +62,6 @@ def anthropic_stop_reason_to_finish_reason(stop_reason: str | None, structured: 
     return STOP_REASON_TO_FINISH_REASON.get(stop_reason or "end_turn", "stop")
 
 
-def invalid(message: str, param: str) -> UpstreamError:
-    return UpstreamError(400, message, type="invalid_request_error", param=param, retryable=False)
-
-
 def structured_output_tool(body: Mapping[str, Any]) -> JSON | None:
     """`response_format: json_schema` as the one tool Claude is made to call: its input
     is the answer, handed back as `message.content` (Anthropic's own recipe for JSON)."""
@@ -63,14 +69,13 @@ def structured_output_tool(body: Mapping[str, Any]) -> JSON | None:
     if response_format is None or response_format == {"type": "text"}:
         return None
     if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
-        raise invalid(
-            "response_format json_object is not supported by Anthropic models; use json_schema", "response_format"
-        )
+        raise invalid_param("response_format",
+                            "response_format json_object is not supported by Anthropic models; use json_schema")
     spec = response_format.get("json_schema")
     spec = spec if isinstance(spec, dict) else {}
     schema = spec.get("schema") or {"type": "object", "properties": {}}
     if not spec.get("name") or not isinstance(schema, dict) or schema.get("type") != "object":
-        raise invalid("response_format json_schema needs a name and an object schema", "response_format")
+        raise invalid_param("response_format", "response_format json_schema needs a name and an object schema")
     tool: JSON = {"name": spec["name"], "input_schema": schema}
     if spec.get("description"):
         tool["description"] = spec["description"]

@@ -184,9 +184,9 @@ class Adapter(Protocol):
     # Whether https image URLs must be fetched by the router and handed over inline.
     inlines_image_urls: bool
 
-    def build_call(self, request: ApiRequest, upstream_model: str) -> UpstreamCall: ...
+    def to_upstream(self, request: ApiRequest, upstream_model: str) -> UpstreamCall: ...
 
-    def parse_response(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]: ...
+    def from_upstream(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]: ...
 
     def stream_translator(self, request: ApiRequest) -> StreamTranslator: ...
 
@@ -200,6 +200,11 @@ class Adapter(Protocol):
 
 # What walking an upstream body of the wrong shape raises (a list where an object was due...).
 SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+
+
+def invalid_param(param: str, message: str) -> UpstreamError:
+    """A request the translator cannot express: a 400 naming the parameter, before any upstream call."""
+    return UpstreamError(400, message, type="invalid_request_error", param=param, retryable=False)
 
 
 def malformed_answer(provider: str) -> UpstreamError:

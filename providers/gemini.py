@@ -71,6 +71,7 @@ from providers.base import (
     UpstreamError,
     Usage,
     dumps,
+    invalid_param,
     malformed_answer,
 )
 from providers.gemini_schema import clean_schema, is_empty_object, tool_choice_to_config, tools_to_declarations
@@ -86,7 +87,7 @@ from providers.settings import ProviderSettings
 from providers.vertex_auth import credential_for
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Flavour:
     kind: str
     model_url: str  # template over base, project, location and model
@@ -95,15 +96,11 @@ class Flavour:
 
 
 FLAVOURS = {
-    "gemini": Flavour("gemini", "{base}/v1beta/models/{model}", False, "batchEmbedContents"),
-    "vertex": Flavour(
-        "vertex", "{base}/v1/projects/{project}/locations/{location}/publishers/google/models/{model}", True, "predict"
-    ),
+    "gemini": Flavour(kind="gemini", model_url="{base}/v1beta/models/{model}", bearer_auth=False,
+                      embed_action="batchEmbedContents"),
+    "vertex": Flavour(kind="vertex", bearer_auth=True, embed_action="predict",
+                      model_url="{base}/v1/projects/{project}/locations/{location}/publishers/google/models/{model}"),
 }
-
-
-def _invalid(param: str, message: str) -> UpstreamError:
-    return UpstreamError(400, message, type="invalid_request_error", param=param, retryable=False)
 
 
 # --- chat request ---------------------------------------------------------------------
@@ -149,7 +146,7 @@ def _check_parameters(body: JSON) -> None:
             continue
         if name == "modalities" and value == ["text"]:
             continue
-        raise _invalid(name, f"'{name}' is not supported for Gemini models")
+        raise invalid_param(name, f"'{name}' is not supported for Gemini models")
 
 
 def messages_to_contents(messages: Any, images: Mapping[str, InlineImage]) -> tuple[list[JSON], list[JSON]]:
@@ -157,7 +154,7 @@ def messages_to_contents(messages: Any, images: Mapping[str, InlineImage]) -> tu
     which also puts every tool result of a run into one user turn, in the order of the
     calls they answer (Gemini pairs same-named calls and responses by position)."""
     if not isinstance(messages, list) or not messages:
-        raise _invalid("messages", "'messages' must be a non-empty list")
+        raise invalid_param("messages", "'messages' must be a non-empty list")
     system: list[JSON] = []
     contents: list[JSON] = []
     calls: dict[str, tuple[str, int]] = {}  # tool_call_id -> (function name, place in its turn)
@@ -165,14 +162,13 @@ def messages_to_contents(messages: Any, images: Mapping[str, InlineImage]) -> tu
     for i, message in enumerate(messages):
         param = f"messages[{i}]"
         if not isinstance(message, dict):
-            raise _invalid(param, f"'{param}' must be an object")
+            raise invalid_param(param, f"'{param}' must be an object")
         role = message.get("role")
         if role == "tool":
             call_id = message.get("tool_call_id")
             if call_id not in calls:
-                raise _invalid(
-                    f"{param}.tool_call_id", f"'{param}.tool_call_id' matches no earlier assistant tool call"
-                )
+                raise invalid_param(f"{param}.tool_call_id",
+                                    f"'{param}.tool_call_id' matches no earlier assistant tool call")
             name, place = calls[call_id]
             results.append((place, _function_response(name, message.get("content"))))
             continue
@@ -187,10 +183,10 @@ def messages_to_contents(messages: Any, images: Mapping[str, InlineImage]) -> tu
         elif role == "function" and isinstance(message.get("name"), str):
             _append_turn(contents, "user", [_function_response(message["name"], message.get("content"))])
         else:
-            raise _invalid(f"{param}.role", f"'{param}.role' {role!r} is not supported")
+            raise invalid_param(f"{param}.role", f"'{param}.role' {role!r} is not supported")
     _append_turn(contents, "user", _in_call_order(results))
     if not contents:
-        raise _invalid("messages", "Gemini needs at least one user or assistant message besides system messages")
+        raise invalid_param("messages", "Gemini needs at least one user or assistant message besides system messages")
     return system, contents
 
 
@@ -216,14 +212,14 @@ def _text_parts(content: Any, param: str) -> list[JSON]:
         parts = []
         for j, part in enumerate(content):
             if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
-                raise _invalid(f"{param}[{j}]", f"'{param}[{j}]' must be a text part here")
+                raise invalid_param(f"{param}[{j}]", f"'{param}[{j}]' must be a text part here")
             text = part.get("text", part.get("refusal"))
             if not isinstance(text, str):
-                raise _invalid(f"{param}[{j}]", f"'{param}[{j}]' has no text")
+                raise invalid_param(f"{param}[{j}]", f"'{param}[{j}]' has no text")
             if text:
                 parts.append({"text": text})
         return parts
-    raise _invalid(param, f"'{param}' must be a string or a list of parts")
+    raise invalid_param(param, f"'{param}' must be a string or a list of parts")
 
 
 def _user_parts(content: Any, param: str, images: Mapping[str, InlineImage]) -> list[JSON]:
@@ -240,30 +236,31 @@ def _user_parts(content: Any, param: str, images: Mapping[str, InlineImage]) -> 
             audio = part.get("input_audio") or {}
             mime = _AUDIO_TYPES.get(str(audio.get("format")))
             if mime is None or not isinstance(audio.get("data"), str):
-                raise _invalid(f"{param}[{j}].input_audio", "input_audio needs base64 'data' and format wav or mp3")
+                raise invalid_param(f"{param}[{j}].input_audio",
+                                    "input_audio needs base64 'data' and format wav or mp3")
             parts.append({"inlineData": {"mimeType": mime, "data": audio["data"]}})
         elif kind == "text" and isinstance(part.get("text"), str):
             if part["text"]:
                 parts.append({"text": part["text"]})
         else:
-            raise _invalid(f"{param}[{j}]", f"content part type {kind!r} is not supported for Gemini models")
+            raise invalid_param(f"{param}[{j}]", f"content part type {kind!r} is not supported for Gemini models")
     return parts
 
 
 def _image_part(url: Any, param: str, images: Mapping[str, InlineImage]) -> JSON:
     if not isinstance(url, str):
-        raise _invalid(param, f"'{param}' must be a string")
+        raise invalid_param(param, f"'{param}' must be a string")
     parsed = parse_data_uri(url)
     if parsed:
         mime_type, data = parsed
     elif url.startswith("data:"):
-        raise _invalid(param, f"'{param}' is a data URI but not data:<media type>;base64,<data>")
+        raise invalid_param(param, f"'{param}' is a data URI but not data:<media type>;base64,<data>")
     elif url in images:
         mime_type, data = images[url].media_type, images[url].data_b64
     else:
-        raise _invalid(param, f"'{param}' must be an https URL the gateway can fetch, or a base64 data URI")
+        raise invalid_param(param, f"'{param}' must be an https URL the gateway can fetch, or a base64 data URI")
     if mime_type not in _IMAGE_TYPES:  # Gemini would refuse it; say so before the round trip
-        raise _invalid(param, f"'{param}' is {mime_type}; Gemini takes {', '.join(sorted(_IMAGE_TYPES))}")
+        raise invalid_param(param, f"'{param}' is {mime_type}; Gemini takes {', '.join(sorted(_IMAGE_TYPES))}")
     return {"inlineData": {"mimeType": mime_type, "data": data}}
 
 
@@ -271,23 +268,21 @@ def _assistant_parts(message: JSON, param: str, calls: dict[str, tuple[str, int]
     parts = _text_parts(message.get("content"), f"{param}.content")
     tool_calls = message.get("tool_calls") or []
     if not isinstance(tool_calls, list):
-        raise _invalid(f"{param}.tool_calls", f"'{param}.tool_calls' must be a list")
+        raise invalid_param(f"{param}.tool_calls", f"'{param}.tool_calls' must be a list")
     for k, call in enumerate(tool_calls):
         call_param = f"{param}.tool_calls[{k}]"
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise _invalid(call_param, f"'{call_param}' must be a function call with a name")
+            raise invalid_param(call_param, f"'{call_param}' must be a function call with a name")
         arguments = function.get("arguments") or "{}"
         try:
             args = orjson.loads(arguments) if isinstance(arguments, str) else arguments
         except orjson.JSONDecodeError:
-            raise _invalid(
-                f"{call_param}.function.arguments", f"'{call_param}.function.arguments' is not valid JSON"
-            ) from None
+            raise invalid_param(f"{call_param}.function.arguments",
+                                f"'{call_param}.function.arguments' is not valid JSON") from None
         if not isinstance(args, dict):
-            raise _invalid(
-                f"{call_param}.function.arguments", f"'{call_param}.function.arguments' must be a JSON object"
-            )
+            raise invalid_param(f"{call_param}.function.arguments",
+                                f"'{call_param}.function.arguments' must be a JSON object")
         if isinstance(call.get("id"), str):
             calls[call["id"]] = (function["name"], k)
         parts.append({"functionCall": {"name": function["name"], "args": args}})
@@ -316,20 +311,20 @@ def generation_config(body: JSON) -> JSON:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _invalid(openai_name, f"'{openai_name}' must be a number")
+            raise invalid_param(openai_name, f"'{openai_name}' must be a number")
         config[gemini_name] = value
     limit = body.get("max_completion_tokens")
     limit_param = "max_completion_tokens" if limit is not None else "max_tokens"
     limit = body.get(limit_param)
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise _invalid(limit_param, f"'{limit_param}' must be a positive integer")
+            raise invalid_param(limit_param, f"'{limit_param}' must be a positive integer")
         config["maxOutputTokens"] = limit
     stop = body.get("stop")
     if stop is not None:
         stops = [stop] if isinstance(stop, str) else stop
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-            raise _invalid("stop", "'stop' must be a string or a list of strings")
+            raise invalid_param("stop", "'stop' must be a string or a list of strings")
         if stops:
             config["stopSequences"] = stops
     config.update(_response_format(body.get("response_format")))
@@ -340,10 +335,10 @@ def generation_config(body: JSON) -> JSON:
 def _logprobs(body: JSON) -> JSON:
     top = body.get("top_logprobs")
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= 20):
-        raise _invalid("top_logprobs", "'top_logprobs' must be an integer from 0 to 20")
+        raise invalid_param("top_logprobs", "'top_logprobs' must be an integer from 0 to 20")
     if body.get("logprobs") is not True:
         if top is not None:
-            raise _invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true")
+            raise invalid_param("top_logprobs", "'top_logprobs' needs 'logprobs': true")
         return {}
     return {"responseLogprobs": True} | ({"logprobs": top} if top is not None else {})
 
@@ -362,7 +357,7 @@ def _response_format(response_format: Any) -> JSON:
         if not is_empty_object(cleaned):  # "any object" is what json_object already asks for
             out["responseSchema"] = cleaned
         return out
-    raise _invalid("response_format", "'response_format' must be text, json_object or json_schema")
+    raise invalid_param("response_format", "'response_format' must be text, json_object or json_schema")
 
 
 # --- embeddings -----------------------------------------------------------------------
@@ -373,18 +368,18 @@ _EMBEDDING_PARAMETERS = frozenset({"model", "input", "dimensions", "encoding_for
 def embedding_texts(body: JSON) -> list[str]:
     for name, value in body.items():
         if name not in _EMBEDDING_PARAMETERS and value is not None:
-            raise _invalid(name, f"'{name}' is not supported for Gemini embedding models")
+            raise invalid_param(name, f"'{name}' is not supported for Gemini embedding models")
     value = body.get("input")
     texts = [value] if isinstance(value, str) else value
     if not isinstance(texts, list) or not texts:
-        raise _invalid("input", "'input' must be a string or a non-empty list of strings")
+        raise invalid_param("input", "'input' must be a string or a non-empty list of strings")
     if not all(isinstance(t, str) for t in texts):
-        raise _invalid("input", "Gemini embedding models take text only, not token arrays")
+        raise invalid_param("input", "Gemini embedding models take text only, not token arrays")
     if body.get("encoding_format") not in (None, "float", "base64"):
-        raise _invalid("encoding_format", "'encoding_format' must be float or base64")
+        raise invalid_param("encoding_format", "'encoding_format' must be float or base64")
     dimensions = body.get("dimensions")
     if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1):
-        raise _invalid("dimensions", "'dimensions' must be a positive integer")
+        raise invalid_param("dimensions", "'dimensions' must be a positive integer")
     return texts
 
 
@@ -415,7 +410,7 @@ class GeminiAdapter:
         self._model_url = self._model_url.replace("{location}", quote(config.location or "", safe=""))
         self._credential = credential_for(config)
 
-    def build_call(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
+    def to_upstream(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
         model_url = self._model_url.replace("{model}", quote(upstream_model, safe=""))
         if request.operation is Operation.CHAT:
             payload = chat_to_gemini(request.body, request.images)
@@ -424,7 +419,7 @@ class GeminiAdapter:
             payload = embeddings_to_gemini(request.body, upstream_model, self._flavour.embed_action)
             action = self._flavour.embed_action
         else:
-            raise _invalid("model", f"Gemini models do not serve {request.operation.value}")
+            raise invalid_param("model", f"Gemini models do not serve {request.operation.value}")
         return UpstreamCall(f"{model_url}:{action}", self._headers(), dumps(payload))
 
     def _headers(self) -> dict[str, str]:
@@ -438,13 +433,13 @@ class GeminiAdapter:
             headers["x-goog-api-key"] = secret
         return headers
 
-    def parse_response(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
+    def from_upstream(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
         try:
-            return self._parse_response(request, body)
+            return self._from_upstream(request, body)
         except SHAPE_ERRORS:
             raise malformed_answer("Gemini") from None
 
-    def _parse_response(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
+    def _from_upstream(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers.base import JSON, UpstreamError
+from providers.base import JSON, UpstreamError, invalid_param
 
 _SCALAR_TYPES = {"string", "number", "integer", "boolean", "array", "object"}
 _COPIED = (
@@ -209,14 +209,13 @@ def is_empty_object(schema: JSON) -> bool:
 
 def tools_to_declarations(tools: Any) -> list[JSON]:
     if not isinstance(tools, list):
-        raise _invalid_tools("tools", "'tools' must be a list")
+        raise invalid_param("tools", "'tools' must be a list")
     declarations = []
     for i, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise _invalid_tools(
-                f"tools[{i}]", f"'tools[{i}]' must be a function tool with a name (Gemini has no other kind)"
-            )
+            raise invalid_param(f"tools[{i}]",
+                                f"'tools[{i}]' must be a function tool with a name (Gemini has no other kind)")
         declaration: JSON = {"name": function["name"]}
         if isinstance(function.get("description"), str):
             declaration["description"] = function["description"]
@@ -232,7 +231,7 @@ def tool_choice_to_config(choice: Any, has_tools: bool) -> JSON | None:
     if choice is None or (choice == "none" and not has_tools):
         return None
     if not has_tools:
-        raise _invalid_tools("tool_choice", "'tool_choice' needs 'tools'")
+        raise invalid_param("tool_choice", "'tool_choice' needs 'tools'")
     modes = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
     if isinstance(choice, str) and choice in modes:
         return {"mode": modes[choice]}
@@ -240,8 +239,6 @@ def tool_choice_to_config(choice: Any, has_tools: bool) -> JSON | None:
         name = (choice.get("function") or {}).get("name")
         if isinstance(name, str):
             return {"mode": "ANY", "allowedFunctionNames": [name]}
-    raise _invalid_tools("tool_choice", "'tool_choice' must be auto, none, required or a named function for Gemini")
+    raise invalid_param("tool_choice", "'tool_choice' must be auto, none, required or a named function for Gemini")
 
 
-def _invalid_tools(param: str, message: str) -> UpstreamError:
-    return UpstreamError(400, message, type="invalid_request_error", param=param, retryable=False)

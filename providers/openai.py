@@ -38,7 +38,7 @@ _PATHS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Flavour:
     # `{base}` is the provider's base_url, `{model}` the upstream model (Azure: deployment)
     url_template: str
@@ -50,10 +50,11 @@ class Flavour:
 
 
 FLAVOURS: dict[str, Flavour] = {
-    "openai": Flavour("{base}{path}", "Authorization", "Bearer "),
-    "openai-compatible": Flavour("{base}{path}", "Authorization", "Bearer "),
+    "openai": Flavour(url_template="{base}{path}", auth_header="Authorization", auth_prefix="Bearer "),
+    "openai-compatible": Flavour(url_template="{base}{path}", auth_header="Authorization", auth_prefix="Bearer "),
     # Azure selects the model by deployment in the path; `api-key`, not a bearer token.
-    "azure": Flavour("{base}/openai/deployments/{model}{path}", "api-key", "", "?api-version={api_version}"),
+    "azure": Flavour(url_template="{base}/openai/deployments/{model}{path}", auth_header="api-key", auth_prefix="",
+                     query="?api-version={api_version}"),
 }
 
 
@@ -75,7 +76,7 @@ class OpenAIAdapter:
         return self.flavour.url_template.format(
             base=self.config.base_url, model=upstream_model, path=_PATHS[operation]) + self._query
 
-    def build_call(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
+    def to_upstream(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
         url = self.url(request.operation, upstream_model)
         if request.operation is Operation.TRANSCRIPTION:
             return UpstreamCall(url, self._auth_headers, None, multipart=True,
@@ -89,7 +90,7 @@ class OpenAIAdapter:
             body.pop(name, None)
         return UpstreamCall(url, self._json_headers, dumps(body))
 
-    def parse_response(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
+    def from_upstream(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
         if request.operation is Operation.TRANSCRIPTION:
             return body, _transcription_usage(body)
         data = _load_object(body)

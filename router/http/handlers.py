@@ -118,7 +118,7 @@ def _headers(ex: Exchange, outcome: Outcome, extra: dict[str, str]) -> dict[str,
 async def _respond(outcome: Outcome, ex: Exchange, headers: dict[str, str],
                    prompt_estimate: PromptEstimate, ingress: Ingress) -> web.Response:
     assert outcome.body is not None
-    body, usage = outcome.adapter.parse_response(outcome.request, outcome.body)
+    body, usage = outcome.adapter.from_upstream(outcome.request, outcome.body)
     outcome.body = None  # the raw answer is not needed while the client is sent the translated one
     if usage.estimated:
         usage = Usage(prompt_estimate.value, estimate_completion_tokens(body), estimated=True)

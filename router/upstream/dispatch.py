@@ -287,7 +287,7 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
         fetcher = call.gw.image_fetcher()
         fetched = await asyncio.gather(*(fetcher.fetch(url, "messages") for url in request.image_urls))
         request = dataclasses.replace(request, images=dict(zip(request.image_urls, fetched, strict=True)))
-    upstream_call = adapter.build_call(request, target.model)
+    upstream_call = adapter.to_upstream(request, target.model)
     gate = call.guards.gates.for_provider(provider.name, provider.max_concurrency, provider.max_queue)
     started = time.perf_counter()
     try:

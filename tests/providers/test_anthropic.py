@@ -43,12 +43,12 @@ def anthropic_adapter(kind: str = "anthropic", **fields: Any) -> Any:
 USER = {"role": "user", "content": "Hi"}
 
 
-# --- build_call and variants -----------------------------------------------------
+# --- to_upstream and variants -----------------------------------------------------
 
 
 def test_anthropic_call_url_headers_and_body() -> None:
     adapter = anthropic_adapter(base_url="https://api.anthropic.com/")
-    call = adapter.build_call(api_request({"model": "claude-3-5-sonnet", "messages": [USER]}), "claude-x")
+    call = adapter.to_upstream(api_request({"model": "claude-3-5-sonnet", "messages": [USER]}), "claude-x")
     assert call.url == "https://api.anthropic.com/v1/messages"
     assert call.headers == {
         "content-type": "application/json",
@@ -73,7 +73,7 @@ def test_vertex_call(stream: bool, method: str) -> None:
         location="europe-west1",
     )
     request = api_request({"model": "m", "messages": [USER], "stream": stream}, stream=stream)
-    call = adapter.build_call(request, "claude-3-5-sonnet-v2@20241022")
+    call = adapter.to_upstream(request, "claude-3-5-sonnet-v2@20241022")
     assert call.url == (
         "https://europe-west1-aiplatform.googleapis.com/v1/projects/proj/locations/europe-west1"
         f"/publishers/anthropic/models/claude-3-5-sonnet-v2@20241022:{method}"
@@ -198,12 +198,12 @@ def test_vertex_uses_the_routers_fetched_image() -> None:
     adapter = anthropic_adapter("anthropic-vertex", base_url="https://x", project="p", location="l")
     message = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}
     request = api_request({"messages": [message]}, images={url: InlineImage("image/webp", WEBP)})
-    body = orjson.loads(adapter.build_call(request, "claude").body)
+    body = orjson.loads(adapter.to_upstream(request, "claude").body)
     assert body["messages"][0]["content"] == [
         {"type": "image", "source": {"type": "base64", "media_type": "image/webp", "data": WEBP}}
     ]
     with pytest.raises(UpstreamError) as caught:  # not fetched: never forwarded as a URL vertex cannot take
-        adapter.build_call(api_request({"messages": [message]}), "claude")
+        adapter.to_upstream(api_request({"messages": [message]}), "claude")
     assert caught.value.status == 400 and caught.value.param == "messages[0].content[0]"
 
 
@@ -347,7 +347,7 @@ def test_json_schema_answer_comes_back_as_content() -> None:
         "usage": {"input_tokens": 5, "output_tokens": 6},
     }
     request = api_request({"messages": [USER], "response_format": CITY_FORMAT})
-    body, _ = anthropic_adapter().parse_response(request, orjson.dumps(upstream))
+    body, _ = anthropic_adapter().from_upstream(request, orjson.dumps(upstream))
     choice = orjson.loads(body)["choices"][0]
     assert choice["message"] == {"role": "assistant", "content": '{"name":"Paris"}', "refusal": None}
     assert choice["finish_reason"] == "stop"
@@ -445,7 +445,7 @@ def test_text_response() -> None:
             "cache_read_input_tokens": 3,
         },
     }
-    body, usage = anthropic_adapter().parse_response(api_request({}), orjson.dumps(upstream))
+    body, usage = anthropic_adapter().from_upstream(api_request({}), orjson.dumps(upstream))
     response = orjson.loads(body)
     assert response["object"] == "chat.completion" and response["id"].startswith("chatcmpl-")
     assert response["model"] == "claude-3-5-sonnet"
@@ -475,7 +475,7 @@ def test_tool_use_response() -> None:
         "stop_reason": "tool_use",
         "usage": {"input_tokens": 5, "output_tokens": 6},
     }
-    body, _ = anthropic_adapter().parse_response(api_request({}), orjson.dumps(upstream))
+    body, _ = anthropic_adapter().from_upstream(api_request({}), orjson.dumps(upstream))
     choice = orjson.loads(body)["choices"][0]
     assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
     assert choice["message"]["tool_calls"] == [
@@ -497,7 +497,7 @@ def test_tool_use_response() -> None:
 )
 def test_stop_reasons(stop_reason: str, finish_reason: str) -> None:
     upstream = {"content": [{"type": "text", "text": "x"}], "stop_reason": stop_reason, "usage": {}}
-    body, _ = anthropic_adapter().parse_response(api_request({}), orjson.dumps(upstream))
+    body, _ = anthropic_adapter().from_upstream(api_request({}), orjson.dumps(upstream))
     assert orjson.loads(body)["choices"][0]["finish_reason"] == finish_reason
 
 
@@ -546,16 +546,16 @@ def test_vertex_google_style_error() -> None:
 
 def test_missing_credentials_leave_the_header_out(tmp_path: Any) -> None:
     config = ProviderSettings(name="p", kind="anthropic", base_url="https://a")
-    call = ADAPTERS["anthropic"](config).build_call(api_request({"messages": [USER]}), "m")
+    call = ADAPTERS["anthropic"](config).to_upstream(api_request({"messages": [USER]}), "m")
     assert "x-api-key" not in call.headers and call.headers["anthropic-version"] == "2023-06-01"
     token_file = tmp_path / "token"
     token_file.write_text("ya29.token\n")
     vertex = ProviderSettings(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l",
                             token_file=str(token_file))  # fmt: skip
-    call = ADAPTERS["anthropic-vertex"](vertex).build_call(api_request({"messages": [USER]}), "m")
+    call = ADAPTERS["anthropic-vertex"](vertex).to_upstream(api_request({"messages": [USER]}), "m")
     assert call.headers["authorization"] == "Bearer ya29.token"
     keyless = ProviderSettings(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l")
-    assert "authorization" not in ADAPTERS["anthropic-vertex"](keyless).build_call(api_request({"messages": [USER]}),
+    assert "authorization" not in ADAPTERS["anthropic-vertex"](keyless).to_upstream(api_request({"messages": [USER]}),
                                                                                   "m").headers  # fmt: skip
 
 
@@ -563,7 +563,7 @@ def test_vertex_token_file_missing_is_a_503_not_a_crash(tmp_path: Any) -> None:
     vertex = ProviderSettings(name="v", kind="anthropic-vertex", base_url="https://v", project="p", location="l",
                             token_file=str(tmp_path / "not-yet-written"))  # fmt: skip
     with pytest.raises(UpstreamError) as caught:
-        ADAPTERS["anthropic-vertex"](vertex).build_call(api_request({"messages": [USER]}), "m")
+        ADAPTERS["anthropic-vertex"](vertex).to_upstream(api_request({"messages": [USER]}), "m")
     assert caught.value.status == 503
 
 
@@ -572,5 +572,5 @@ async def test_vertex_token_command() -> None:
                             token_command="echo ya29.from-command")  # fmt: skip
     adapter = ADAPTERS["anthropic-vertex"](vertex)
     await adapter.refresh_credentials()
-    call = adapter.build_call(api_request({"messages": [USER]}), "m")
+    call = adapter.to_upstream(api_request({"messages": [USER]}), "m")
     assert call.headers["authorization"] == "Bearer ya29.from-command"

@@ -436,7 +436,7 @@ def chat_request(**fields: Any) -> ApiRequest:
 
 
 def parse(payload: dict[str, Any], request: ApiRequest | None = None) -> tuple[dict[str, Any], Usage]:
-    body, usage = gemini_adapter(api_key=Secret("k")).parse_response(request or chat_request(), orjson.dumps(payload))
+    body, usage = gemini_adapter(api_key=Secret("k")).from_upstream(request or chat_request(), orjson.dumps(payload))
     parsed: dict[str, Any] = orjson.loads(body)
     return parsed, usage
 
@@ -546,7 +546,7 @@ def test_response_without_usage_is_estimated() -> None:
 
 def test_body_that_is_not_json_is_a_502() -> None:
     with pytest.raises(UpstreamError) as caught:
-        gemini_adapter().parse_response(chat_request(), b"<html>")
+        gemini_adapter().from_upstream(chat_request(), b"<html>")
     assert caught.value.status == 502
 
 
@@ -576,14 +576,14 @@ def test_embeddings_request_for_both_flavours() -> None:
 )  # fmt: skip
 def test_embeddings_rejections(fields: dict[str, Any], param: str) -> None:
     with pytest.raises(UpstreamError) as caught:
-        gemini_adapter().build_call(embeddings_request(**fields), "text-embedding-004")
+        gemini_adapter().to_upstream(embeddings_request(**fields), "text-embedding-004")
     assert (caught.value.status, caught.value.param) == (400, param)
 
 
 def test_embeddings_response_with_estimated_usage() -> None:
     request = embeddings_request(input=["hello world!", "a"])
     payload = {"embeddings": [{"values": [0.5, -0.25]}, {"values": [1.0, 0.0]}]}
-    body, usage = gemini_adapter().parse_response(request, orjson.dumps(payload))
+    body, usage = gemini_adapter().from_upstream(request, orjson.dumps(payload))
     parsed = orjson.loads(body)
     assert parsed == {
         "object": "list",
@@ -600,7 +600,7 @@ def test_embeddings_response_with_estimated_usage() -> None:
 
 def test_embeddings_base64_encoding_is_little_endian_float32() -> None:
     request = embeddings_request(input="x", encoding_format="base64")
-    body, _ = gemini_adapter().parse_response(request, orjson.dumps({"embeddings": [{"values": [0.5, -2.0]}]}))
+    body, _ = gemini_adapter().from_upstream(request, orjson.dumps({"embeddings": [{"values": [0.5, -2.0]}]}))
     encoded = orjson.loads(body)["data"][0]["embedding"]
     assert struct.unpack("<2f", base64.b64decode(encoded)) == (0.5, -2.0)
 
@@ -608,7 +608,7 @@ def test_embeddings_base64_encoding_is_little_endian_float32() -> None:
 def test_vertex_embeddings_use_reported_token_counts() -> None:
     request = embeddings_request(input=["a", "b"])
     predictions = [{"embeddings": {"values": [0.1], "statistics": {"token_count": 3, "truncated": False}}}] * 2
-    body, usage = vertex_adapter(api_key=Secret("t")).parse_response(
+    body, usage = vertex_adapter(api_key=Secret("t")).from_upstream(
         request, orjson.dumps({"predictions": predictions})
     )
     assert usage == Usage(prompt_tokens=6)
@@ -617,7 +617,7 @@ def test_vertex_embeddings_use_reported_token_counts() -> None:
 
 def test_embedding_count_mismatch_is_a_502() -> None:
     with pytest.raises(UpstreamError) as caught:
-        gemini_adapter().parse_response(embeddings_request(input=["a", "b"]), b'{"embeddings": [{"values": [1]}]}')
+        gemini_adapter().from_upstream(embeddings_request(input=["a", "b"]), b'{"embeddings": [{"values": [1]}]}')
     assert caught.value.status == 502
 
 
@@ -686,43 +686,43 @@ def test_gemini_urls_and_key_header() -> None:
     adapter = gemini_adapter(api_key=Secret("AIza-key"))
     assert adapter.kind == "gemini"
     assert adapter.inlines_image_urls
-    call = adapter.build_call(chat_request(), "gemini-1.5-pro")
+    call = adapter.to_upstream(chat_request(), "gemini-1.5-pro")
     assert call.url == "https://generativelanguage.googleapis.com/v1beta/models/gemini-1.5-pro:generateContent"
     assert call.headers == {"content-type": "application/json", "x-goog-api-key": "AIza-key"}
     assert call.body is not None and orjson.loads(call.body)["contents"][0]["role"] == "user"
     streaming = ApiRequest(Operation.CHAT, chat(USER, stream=True), public_model="gemini-1.5-pro", stream=True)
-    assert adapter.build_call(streaming, "gemini-1.5-pro").url.endswith(":streamGenerateContent?alt=sse")
-    embed = adapter.build_call(embeddings_request(input="a"), "text-embedding-004")
+    assert adapter.to_upstream(streaming, "gemini-1.5-pro").url.endswith(":streamGenerateContent?alt=sse")
+    embed = adapter.to_upstream(embeddings_request(input="a"), "text-embedding-004")
     assert embed.url.endswith("/v1beta/models/text-embedding-004:batchEmbedContents")
 
 
 def test_vertex_urls_and_bearer_token() -> None:
     adapter = vertex_adapter(api_key=Secret("ya29.token"))
     assert adapter.kind == "vertex"
-    call = adapter.build_call(chat_request(), "gemini-1.5-pro-002")
+    call = adapter.to_upstream(chat_request(), "gemini-1.5-pro-002")
     assert call.url == (
         "https://europe-west4-aiplatform.googleapis.com/v1/projects/my-project/locations/europe-west4"
         "/publishers/google/models/gemini-1.5-pro-002:generateContent"
     )
     assert call.headers["authorization"] == "Bearer ya29.token"
     assert "x-goog-api-key" not in call.headers
-    assert adapter.build_call(embeddings_request(input="a"), "text-embedding-004").url.endswith(":predict")
+    assert adapter.to_upstream(embeddings_request(input="a"), "text-embedding-004").url.endswith(":predict")
 
 
 def test_vertex_token_file_is_re_read_when_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("first\n")
     adapter = vertex_adapter(token_file=str(token_file))
-    assert adapter.build_call(chat_request(), "m").headers["authorization"] == "Bearer first"
+    assert adapter.to_upstream(chat_request(), "m").headers["authorization"] == "Bearer first"
     token_file.write_text("second\n")
     os.utime(token_file, (1, 1))  # a different mtime, whatever the clock's resolution
     # within the check interval the cached token is used: no disk access per request
-    assert adapter.build_call(chat_request(), "m").headers["authorization"] == "Bearer first"
+    assert adapter.to_upstream(chat_request(), "m").headers["authorization"] == "Bearer first"
     monkeypatch.setattr(vertex_auth, "TOKEN_FILE_CHECK_SECONDS", 0.0)
-    assert adapter.build_call(chat_request(), "m").headers["authorization"] == "Bearer second"
+    assert adapter.to_upstream(chat_request(), "m").headers["authorization"] == "Bearer second"
     token_file.unlink()
     with pytest.raises(UpstreamError) as caught:
-        adapter.build_call(chat_request(), "m")
+        adapter.to_upstream(chat_request(), "m")
     assert caught.value.status == 503
 
 
@@ -730,10 +730,10 @@ async def test_vertex_token_command_runs_on_refresh() -> None:
     command = f"{sys.executable} -c \"print('ya29.from-command')\""
     adapter = vertex_adapter(token_command=command)
     with pytest.raises(UpstreamError) as caught:
-        adapter.build_call(chat_request(), "m")  # no token yet: retryable, and a refresh starts
+        adapter.to_upstream(chat_request(), "m")  # no token yet: retryable, and a refresh starts
     assert caught.value.status == 503 and caught.value.retryable
     await asyncio.wait_for(adapter.refresh_credentials(), 30)
-    assert adapter.build_call(chat_request(), "m").headers["authorization"] == "Bearer ya29.from-command"
+    assert adapter.to_upstream(chat_request(), "m").headers["authorization"] == "Bearer ya29.from-command"
 
 
 async def test_vertex_token_command_failure_is_reported() -> None:
@@ -745,7 +745,7 @@ async def test_vertex_token_command_failure_is_reported() -> None:
 
 def test_simulated_provider_without_key_gets_a_placeholder_key() -> None:
     adapter = gemini_adapter(simulated=True)
-    assert adapter.build_call(chat_request(), "gemini-1.5-pro").headers["x-goog-api-key"] == "simulator-key"
+    assert adapter.to_upstream(chat_request(), "gemini-1.5-pro").headers["x-goog-api-key"] == "simulator-key"
     # the demo never runs a configured token command against a simulator
     vertex = vertex_adapter(simulated=True, token_command="gcloud auth print-access-token")
-    assert vertex.build_call(chat_request(), "gemini-1.5-pro").headers["authorization"] == "Bearer simulator-key"
+    assert vertex.to_upstream(chat_request(), "gemini-1.5-pro").headers["authorization"] == "Bearer simulator-key"

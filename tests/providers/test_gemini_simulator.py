@@ -438,10 +438,10 @@ async def test_translated_tool_round_trip_is_accepted(client: TestClient[Any, An
                                      {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]},
     ]  # fmt: skip
     request = ApiRequest(Operation.CHAT, {"model": "m", "messages": messages, "tools": tools}, "gemini-1.5-pro")
-    call = adapter.build_call(request, "gemini-1.5-pro")
+    call = adapter.to_upstream(request, "gemini-1.5-pro")
     async with client.session.post(call.url, data=call.body, headers=dict(call.headers)) as response:
         assert response.status == 200
-        body, usage = adapter.parse_response(request, await response.read())
+        body, usage = adapter.from_upstream(request, await response.read())
     message = orjson.loads(body)["choices"][0]["message"]
     assert [orjson.loads(c["function"]["arguments"]) for c in message["tool_calls"]] == [
         {"location": "Paris"},
@@ -451,10 +451,10 @@ async def test_translated_tool_round_trip_is_accepted(client: TestClient[Any, An
     messages.append(message)
     messages += [{"role": "tool", "tool_call_id": c["id"], "content": "18C"} for c in message["tool_calls"]]
     request = ApiRequest(Operation.CHAT, {"model": "m", "messages": messages, "tools": tools}, "gemini-1.5-pro")
-    call = adapter.build_call(request, "gemini-1.5-pro")
+    call = adapter.to_upstream(request, "gemini-1.5-pro")
     async with client.session.post(call.url, data=call.body, headers=dict(call.headers)) as response:
         assert response.status == 200, await response.text()
-        body, _ = adapter.parse_response(request, await response.read())
+        body, _ = adapter.from_upstream(request, await response.read())
     assert orjson.loads(body)["choices"][0]["finish_reason"] == "stop"
 
 
@@ -463,7 +463,7 @@ async def test_translated_stream_and_embeddings(client: TestClient[Any, Any]) ->
     request = ApiRequest(
         Operation.CHAT, chat_request(stream=True).body, "gemini-1.5-pro", stream=True, include_usage=True
     )
-    call = adapter.build_call(request, "gemini-1.5-pro")
+    call = adapter.to_upstream(request, "gemini-1.5-pro")
     translator = adapter.stream_translator(request)
     decoder = SSEDecoder()
     chunks: list[bytes] = []
@@ -476,9 +476,9 @@ async def test_translated_stream_and_embeddings(client: TestClient[Any, Any]) ->
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in parsed if c["choices"]) == reply_text("Hello")
     assert parsed[-1]["usage"]["completion_tokens"] > 0
     embed = ApiRequest(Operation.EMBEDDINGS, {"model": "e", "input": ["a", "b"]}, "text-embedding-004")
-    call = adapter.build_call(embed, "text-embedding-004")
+    call = adapter.to_upstream(embed, "text-embedding-004")
     async with client.session.post(call.url, data=call.body, headers=dict(call.headers)) as response:
-        body, usage = adapter.parse_response(embed, await response.read())
+        body, usage = adapter.from_upstream(embed, await response.read())
     assert [len(d["embedding"]) for d in orjson.loads(body)["data"]] == [EMBEDDING_DIMENSION] * 2
     assert usage.estimated
 
@@ -488,14 +488,14 @@ async def test_translated_vertex_calls_are_accepted(client: TestClient[Any, Any]
                             location="europe-west4", api_key=Secret("ya29.token"))  # fmt: skip
     adapter = ADAPTERS["vertex"](config)
     request = chat_request()
-    call = adapter.build_call(request, "gemini-1.5-pro")
+    call = adapter.to_upstream(request, "gemini-1.5-pro")
     async with client.session.post(call.url, data=call.body, headers=dict(call.headers)) as response:
         assert response.status == 200
-        body, _ = adapter.parse_response(request, await response.read())
+        body, _ = adapter.from_upstream(request, await response.read())
     assert orjson.loads(body)["choices"][0]["message"]["content"] == reply_text("Hello")
     embed = ApiRequest(Operation.EMBEDDINGS, {"model": "e", "input": ["a b", "c"]}, "text-embedding-004")
-    call = adapter.build_call(embed, "text-embedding-004")
+    call = adapter.to_upstream(embed, "text-embedding-004")
     async with client.session.post(call.url, data=call.body, headers=dict(call.headers)) as response:
-        _, usage = adapter.parse_response(embed, await response.read())
+        _, usage = adapter.from_upstream(embed, await response.read())
     assert (usage.prompt_tokens, usage.estimated) == (3, False)  # Vertex reports token counts
     assert state_of(client).received[-1].headers["Authorization"] == "Bearer ya29.token"

@@ -32,14 +32,14 @@ def run_stream(request: ApiRequest, name: str, size: int) -> tuple[list[dict], O
 
 
 def test_build_call_openai_and_azure() -> None:
-    call = OPENAI.build_call(chat(stream=True, user="u1", logit_bias={"1": 2}), "gpt-4o-2024-08-06")
+    call = OPENAI.to_upstream(chat(stream=True, user="u1", logit_bias={"1": 2}), "gpt-4o-2024-08-06")
     assert call.url == "https://api.openai.com/v1/chat/completions"
     assert call.headers["Authorization"] == "Bearer sk-up"
     body = orjson.loads(call.body or b"")
     assert body["model"] == "gpt-4o-2024-08-06"
     assert body["stream_options"] == {"include_usage": True}
     assert body["user"] == "u1" and body["logit_bias"] == {"1": 2}  # unknown-to-us fields pass through
-    az = AZURE.build_call(chat(), "gpt4o-deploy")
+    az = AZURE.to_upstream(chat(), "gpt4o-deploy")
     assert az.url == "https://x.openai.azure.com/openai/deployments/gpt4o-deploy/chat/completions?api-version=2024-10-21"
     assert az.headers["api-key"] == "az-key" and "Authorization" not in az.headers
 
@@ -94,14 +94,14 @@ def test_response_model_and_usage() -> None:
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "logprobs": None,
                              "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29}}
-    body, usage = OPENAI.parse_response(chat(), orjson.dumps(upstream))
+    body, usage = OPENAI.from_upstream(chat(), orjson.dumps(upstream))
     assert orjson.loads(body)["model"] == "gpt-4o"
     assert (usage.prompt_tokens, usage.completion_tokens, usage.estimated) == (19, 10, False)
 
 
 def test_garbage_response_is_502() -> None:
     with pytest.raises(UpstreamError) as caught:
-        OPENAI.parse_response(chat(), b"<html>oops</html>")
+        OPENAI.from_upstream(chat(), b"<html>oops</html>")
     assert caught.value.status == 502
 
 

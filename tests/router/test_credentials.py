@@ -25,7 +25,7 @@ def test_token_command_is_run_before_the_first_request() -> None:
     assert adapter is not None
     request = ApiRequest(Operation.CHAT, {"model": "gemini-1.5-pro", "messages": [{"role": "user", "content": "hi"}]},
                          "gemini-1.5-pro")
-    call = adapter.build_call(request, "gemini-1.5-pro-002")
+    call = adapter.to_upstream(request, "gemini-1.5-pro-002")
     assert call.headers["authorization"] == "Bearer tok-123"
     assert "/projects/p/locations/europe-west4/" in call.url
     assert orjson.loads(call.body or b"")["contents"][0]["parts"] == [{"text": "hi"}]

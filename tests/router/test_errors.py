@@ -244,7 +244,7 @@ def test_unexpected_exception_is_a_500_without_a_trace(gw: Gateway, monkeypatch:
     def explode(self: Any, request: Any, body: bytes) -> Any:
         raise RuntimeError("internal detail that must not leak")
 
-    monkeypatch.setattr(OpenAIAdapter, "parse_response", explode)
+    monkeypatch.setattr(OpenAIAdapter, "from_upstream", explode)
     status, headers, body = raw(gw, "POST", "/v2/chat/completions",
                                 b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}')
     assert status == 500

@@ -116,7 +116,7 @@ def api_request(body: dict[str, Any]) -> ApiRequest:
 def test_any_valid_chat_request_translates(kind: str, body: dict[str, Any]) -> None:
     request = api_request(body)
     try:
-        call = ADAPTERS[kind].build_call(request, "upstream-model")
+        call = ADAPTERS[kind].to_upstream(request, "upstream-model")
     except UpstreamError as refused:
         assert refused.status == 400, (refused.status, refused.message)
         return
@@ -146,7 +146,7 @@ REQUEST = ApiRequest(Operation.CHAT, {"model": "public-model", "messages": [{"ro
 @given(body=upstream_bodies)
 def test_any_upstream_body_is_translated_or_an_upstream_error(kind: str, body: bytes) -> None:
     try:
-        answer, _ = ADAPTERS[kind].parse_response(REQUEST, body)
+        answer, _ = ADAPTERS[kind].from_upstream(REQUEST, body)
     except UpstreamError:
         return
     assert isinstance(orjson.loads(answer), dict)
