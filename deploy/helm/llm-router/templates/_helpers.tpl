@@ -92,6 +92,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and .Values.autoscaling.inflight.enabled (not (has .Values.autoscaling.inflight.provider (list "keda" "prometheusAdapter"))) }}
 {{- fail "autoscaling.inflight.provider must be keda or prometheusAdapter" }}
 {{- end }}
+{{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) }}
+{{- fail "httpRoute.parentRefs must name the Gateway the route attaches to" }}
+{{- end }}
+{{- if and .Values.secrets.create (not .Values.secrets.existingSecret) (not .Values.secrets.values) }}
+{{- fail "secrets.create needs secrets.values (or use secrets.existingSecret)" }}
+{{- end }}
 {{- if eq (int .Values.metrics.port) (int .Values.server.port) }}
 {{- fail "metrics.port must differ from server.port: /metrics is kept off the client port" }}
 {{- end }}
