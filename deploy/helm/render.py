@@ -47,7 +47,8 @@ def _deep_merge(into: dict[str, Any], update: dict[str, Any]) -> None:
             into[key] = value
 
 
-def render(values: dict[str, Any] | None = None, *, release: str = RELEASE, namespace: str = "default") -> dict[str, str]:
+def render(values: dict[str, Any] | None = None, *, release: str = RELEASE,
+           namespace: str = "default") -> dict[str, str]:
     """Template name (e.g. "deployment.yaml") -> its rendered text, empty ones left out."""
     import helm_python as helm  # the Helm engine; imported here so --help works without it
 

@@ -11,6 +11,7 @@ must be the default rendering. hadolint checks deploy/Dockerfile.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import re
 import shutil
@@ -79,8 +80,9 @@ def workload(profile: str) -> dict[str, Any]:
 
 
 def gateway(profile: str) -> dict[str, Any]:
-    (container,) = workload(profile)["spec"]["template"]["spec"]["containers"]
-    return container
+    containers: list[dict[str, Any]] = workload(profile)["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
 
 
 def env(profile: str) -> dict[str, dict[str, Any]]:
@@ -254,7 +256,8 @@ def test_default_route_table_parses_with_the_pod_environment(monkeypatch: pytest
         monkeypatch.setenv(name, value)
     for name, entry in env("default").items():
         if "value" in entry:
-            monkeypatch.setenv(name, re.sub(r"\$\((\w+)\)", lambda m: example["stringData"][m.group(1)], entry["value"]))
+            value = re.sub(r"\$\((\w+)\)", lambda m: example["stringData"][m.group(1)], entry["value"])
+            monkeypatch.setenv(name, value)
     routes = yaml.safe_load(objects("default")["ConfigMap/llm-router-config"]["data"]["routes.yaml"])
     table = config.parse(routes, "chart:routes.yaml")
     assert table.state.redis_url is not None
@@ -274,7 +277,8 @@ def test_production_uses_existing_objects_external_redis_keda_and_operator_objec
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["config"]["configMap"]["name"] == "llm-router-routes"
     assert gateway("production")["envFrom"] == [{"secretRef": {"name": "llm-router-keys"}}]
-    assert env("production")["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "llm-router-redis", "key": "REDIS_URL"}
+    redis_url = env("production")["REDIS_URL"]["valueFrom"]["secretKeyRef"]
+    assert redis_url == {"name": "llm-router-redis", "key": "REDIS_URL"}
     # the spool: one ReadWriteMany claim shared by every pod
     claim = found["PersistentVolumeClaim/llm-router-spool"]
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
@@ -372,7 +376,6 @@ def test_options_statefulset_spool_generated_redis_password_and_http_route() -> 
     assert hpa["metrics"][1]["pods"]["metric"]["name"] == "llm_router_inflight_requests"
     auth = found["Secret/llm-router-redis-auth"]
     assert auth["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    import base64
     assert re.fullmatch(r"[A-Za-z0-9]{32}", base64.b64decode(auth["data"]["redis-password"]).decode())
     ref = {"name": "llm-router-redis-auth", "key": "redis-password"}
     assert env("options")["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == ref
@@ -383,7 +386,8 @@ def test_options_statefulset_spool_generated_redis_password_and_http_route() -> 
     assert route["parentRefs"] == [{"name": "public", "namespace": "gateways", "sectionName": "https"}]
     assert route["hostnames"] == ["llm.example.com"]
     redis_policy = found["NetworkPolicy/llm-router-redis"]["spec"]
-    assert redis_policy["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == target["spec"]["selector"]["matchLabels"]
+    admitted = redis_policy["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    assert admitted == target["spec"]["selector"]["matchLabels"]
 
 
 @pytest.mark.parametrize(("values", "message"), [
