@@ -392,8 +392,12 @@ def test_options_statefulset_spool_generated_redis_password_and_http_route() -> 
 
 @pytest.mark.parametrize(("values", "message"), [
     ({"redis": {"mode": "external"}}, "redis.external.existingSecret"),
-    ({"redis": {"mode": "sentinel"}}, "redis.mode must be"),
-    ({"spool": {"mode": "hostPath"}}, "spool.mode must be"),
+    # values.schema.json: misspelt keys, wrong types, unknown modes
+    ({"redis": {"mode": "sentinel"}}, "at '/redis/mode': value must be one of 'bundled', 'external', 'none'"),
+    ({"spool": {"mode": "hostPath"}}, "at '/spool/mode': value must be one of"),
+    ({"replica": 3}, "additional properties 'replica' not allowed"),
+    ({"ingres": {"enabled": True}}, "additional properties 'ingres' not allowed"),
+    ({"server": {"port": "80"}}, "at '/server/port': got string, want integer"),
     ({"ingress": {"enabled": True}, "httpRoute": {"enabled": True, "parentRefs": [{"name": "g"}]}}, "not both"),
     ({"metrics": {"port": 8080}}, "metrics.port must differ"),
     ({"autoscaling": {"minReplicas": 30}}, "minReplicas is above"),
