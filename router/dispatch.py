@@ -312,6 +312,11 @@ async def _exchange(call: _Call, outcome: Outcome, upstream_call: UpstreamCall) 
         return outcome
     outcome.response = await open_response(session, upstream_call, request, outcome.adapter,
                                            call.rt.timeouts[provider.name])
+    if outcome.response.content_type != "text/event-stream":
+        # An HTML error page or a whole JSON answer is no stream: the client gets a 502, not a 200 that fails.
+        raise UpstreamError(502, f"The upstream provider answered a stream request with "
+                                 f"'{outcome.response.content_type[:60]}', not an event stream.",
+                            code="upstream_not_a_stream", retryable=False)
     outcome.first_chunk = await _first_chunk(outcome.response, provider.timeouts.first_byte)
     return outcome
 

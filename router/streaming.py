@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from providers.base import StreamState, StreamTranslator, UpstreamError, Usage
+from providers.base import SHAPE_ERRORS, StreamState, StreamTranslator, UpstreamError, Usage
 from providers.sse import SSEDecoder
 from router.dispatch import Outcome
 from router.middleware import CLIENT_CLOSED, Exchange
@@ -33,9 +33,17 @@ def frame(payloads: list[bytes]) -> bytes:
 
 def _translate(decoder: SSEDecoder, translator: StreamTranslator, chunk: bytes) -> list[bytes]:
     out: list[bytes] = []
-    for event in decoder.feed(chunk):
-        out.extend(translator.feed(event))
+    try:
+        for event in decoder.feed(chunk):
+            out.extend(translator.feed(event))
+    except SHAPE_ERRORS:  # an event of the wrong shape, or a number out of range (providers/untrusted.py)
+        raise _malformed_event() from None
     return out
+
+
+def _malformed_event() -> UpstreamError:
+    return UpstreamError(502, "The upstream sent a stream event of an unexpected shape.", code="upstream_malformed",
+                         retryable=False)
 
 
 def usage_of(state: StreamState, prompt_estimate: PromptEstimate) -> Usage:
@@ -177,9 +185,12 @@ class StreamRelay:
         """What is owed once the upstream body ended: buffered events, the usage chunk, [DONE]."""
         state = self.translator.state
         payloads: list[bytes] = []
-        for event in self.decoder.flush():
-            payloads.extend(self.translator.feed(event))
-        payloads.extend(self.translator.finish())
+        try:
+            for event in self.decoder.flush():
+                payloads.extend(self.translator.feed(event))
+            payloads.extend(self.translator.finish())
+        except SHAPE_ERRORS:
+            raise _malformed_event() from None
         if state.usage is None or state.usage.estimated:
             usage = self.usage
             state.usage = usage
