@@ -280,6 +280,9 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
         fetcher = call.gw.image_fetcher()
         fetched = await asyncio.gather(*(fetcher.fetch(url, "messages") for url in request.image_urls))
         request = dataclasses.replace(request, images=dict(zip(request.image_urls, fetched, strict=True)))
+    elif request.image_urls and not adapter.inlines_image_urls:
+        # The upstream fetches these itself, from inside our network: where their names lead is checked here.
+        await call.gw.image_fetcher().check_forwarded(request.image_urls, "messages")
     upstream_call = adapter.build_call(request, target.model)
     gate = call.guards.gates.for_provider(provider.name, provider.max_concurrency, provider.max_queue)
     started = time.perf_counter()
