@@ -18,7 +18,7 @@ import orjson
 
 from providers.base import JSON, ApiRequest, StreamState, UpstreamError, Usage, dumps, retry_after_seconds
 from providers.sse import SSEEvent
-from providers.untrusted import OutOfRange, error_message, index, token_count, usage_or_missing
+from providers.untrusted import OutOfRange, error_message, index, plain_token, token_count, usage_or_missing
 
 STOP_REASON_TO_FINISH_REASON: dict[str, str] = {
     "end_turn": "stop",
@@ -108,7 +108,8 @@ def error_from_anthropic(
 ) -> UpstreamError:
     """An Anthropic `error` object (`{type, message}`) as one UpstreamError. `status` is
     None for an error event inside a 200 stream: the type then gives it."""
-    anthropic_type = str(error.get("type") or "api_error")[:64]
+    # Relayed as the code: a short plain token, never free text.
+    anthropic_type = plain_token(error.get("type")) or "api_error"
     raw_message = error.get("message")
     openai_type, type_status = ERROR_TYPES.get(anthropic_type, ("upstream_error", 500))
     status = status or type_status

@@ -22,7 +22,16 @@ from typing import Any
 
 import orjson
 
-from providers.base import JSON, ApiRequest, StreamState, UpstreamError, Usage, dumps, retry_after_seconds
+from providers.base import (
+    JSON,
+    ApiRequest,
+    StreamState,
+    UpstreamError,
+    Usage,
+    dumps,
+    retry_after_seconds,
+    retry_delay,
+)
 from providers.sse import SSEEvent
 from providers.untrusted import (
     MAX_TOKEN_COUNT,
@@ -380,5 +389,5 @@ def _retry_info_delay(details: list[JSON]) -> float | None:
         if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
             match = _DURATION.match(str(detail.get("retryDelay", "")))
             if match:
-                return float(match.group(1))
+                return retry_delay(match.group(1))
     return None

@@ -28,7 +28,16 @@ from providers.base import (
     retry_after_seconds,
 )
 from providers.sse import SSEEvent
-from providers.untrusted import OutOfRange, embedding_length, error_message, index, logprob, usage_or_missing, whole
+from providers.untrusted import (
+    OutOfRange,
+    embedding_length,
+    error_message,
+    index,
+    logprob,
+    plain_token,
+    usage_or_missing,
+    whole,
+)
 from router.config import ProviderConfig
 
 _PATHS = {
@@ -251,7 +260,7 @@ def _error_from_body(status: int, data: Any, retry_after: float | None) -> Upstr
     raw_message = err.get("message")
     message = error_message(raw_message, status)
     code = err.get("code")
-    etype = err.get("type") if isinstance(err.get("type"), str) else "upstream_error"
+    etype = plain_token(err.get("type")) or "upstream_error"
     # A quota that is used up will not come back by retrying.
     retryable = None if code != "insufficient_quota" and etype != "insufficient_quota" else False
     context_window = code == "context_length_exceeded" or (
@@ -260,21 +269,12 @@ def _error_from_body(status: int, data: Any, retry_after: float | None) -> Upstr
         status,
         message,
         type=etype,
-        code=_short(code),
-        param=_short(err.get("param")),
+        code=plain_token(code),
+        param=plain_token(err.get("param")),
         retryable=retryable,
         retry_after=retry_after,
         context_window=context_window,
     )
-
-
-def _short(value: Any) -> str | None:
-    """A code or param as relayed: a short plain token, or nothing."""
-    if isinstance(value, (int, str)) and not isinstance(value, bool):
-        text = str(value)
-        if len(text) <= 64 and text.isprintable():
-            return text
-    return None
 
 
 def error_from_upstream(status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:

@@ -104,6 +104,17 @@ _MARKUP = re.compile(r"(?i)<\s*(?:!doctype|html|head|body|script|pre|div|title)\
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+_TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def plain_token(value: Any) -> str | None:
+    """An error code, type or param as relayed: a short token that does not look like a secret, or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    text = str(value)
+    return text if _TOKEN.match(text) and not _SECRETS.search(text) else None
+
+
 def generic_error_message(status: int) -> str:
     return f"The upstream provider answered HTTP {status}."
 

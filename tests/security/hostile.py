@@ -24,6 +24,7 @@ class Scripted:
     status: int
     content_type: str
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -31,15 +32,18 @@ class HostileUpstream:
     answers: list[Scripted] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
 
-    def script(self, status: int, content_type: str, body: bytes | dict[str, Any], times: int = 1) -> None:
+    def script(self, status: int, content_type: str, body: bytes | dict[str, Any], times: int = 1,
+               headers: dict[str, str] | None = None) -> None:
         raw = body if isinstance(body, bytes) else orjson.dumps(body)
-        self.answers.extend(Scripted(status, content_type, raw) for _ in range(times))
+        extra = tuple((headers or {}).items())
+        self.answers.extend(Scripted(status, content_type, raw, extra) for _ in range(times))
 
     async def handle(self, request: web.Request) -> web.Response:
         await request.read()
         self.paths.append(request.path)
         answer = self.answers.pop(0) if self.answers else Scripted(500, "text/plain", b"nothing scripted")
-        return web.Response(status=answer.status, body=answer.body, headers={"Content-Type": answer.content_type})
+        return web.Response(status=answer.status, body=answer.body,
+                            headers={"Content-Type": answer.content_type, **dict(answer.headers)})
 
 
 def table(base_url: str) -> dict[str, Any]:

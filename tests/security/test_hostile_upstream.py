@@ -209,6 +209,29 @@ def test_a_structured_upstream_message_is_relayed_bounded_and_without_secrets(
     assert len(message) < 1000
 
 
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_free_text_in_an_error_type_or_code_is_not_relayed(hostile: tuple[Gateway, HostileUpstream],
+                                                           kind: str) -> None:
+    gw, upstream = hostile
+    body = error_shape(kind, "bad request")
+    inner = body["error"]
+    inner["type"] = inner["code"] = f"failed with {SECRET} <b>"
+    upstream.script(400, JSON_TYPE, body)
+    answer = chat(gw, MODELS[kind])
+    assert answer.status == 400, answer.text
+    assert SECRET not in answer.text and "<b>" not in answer.text
+
+
+@pytest.mark.parametrize("retry_after", ["inf", "nan", "1e300", "-5", "99999999"])
+def test_a_retry_after_out_of_range_is_ignored(hostile: tuple[Gateway, HostileUpstream], retry_after: str) -> None:
+    gw, upstream = hostile
+    upstream.script(429, JSON_TYPE, error_shape("openai-compatible", "slow down"), headers={"Retry-After": retry_after})
+    answer = chat(gw, "h-openai")
+    assert answer.status == 429, answer.text
+    assert answer.json()["error"]["message"].endswith("slow down")
+    assert "Retry-After" not in answer.headers
+
+
 # --- a stream that is not an event stream -------------------------------------------
 
 
