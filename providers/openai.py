@@ -40,6 +40,8 @@ from providers.untrusted import (
 )
 from router.config import ProviderConfig
 
+MAX_TEXT_OFFSET = 2**31 - 1  # a character position in prompt and completion
+
 _PATHS = {
     Operation.CHAT: "/chat/completions",
     Operation.COMPLETIONS: "/completions",
@@ -229,6 +231,8 @@ def _check_numbers(data: JSON) -> None:
 
 
 def _check_logprobs(logprobs: Any) -> None:
+    """Chat's `{content: [{logprob, bytes, top_logprobs}]}` and completions' `{token_logprobs,
+    top_logprobs: [{token: logprob}], text_offset}`."""
     if not isinstance(logprobs, dict):
         return
     for entry in logprobs.get("content") or ():
@@ -236,6 +240,14 @@ def _check_logprobs(logprobs: Any) -> None:
             logprob(token.get("logprob"))
             for byte in token.get("bytes") or ():
                 whole(byte, 255, "bytes")
+    for value in logprobs.get("token_logprobs") or ():
+        if value is not None:  # the first prompt token has none (echo)
+            logprob(value)
+    for alternatives in logprobs.get("top_logprobs") or ():
+        for value in (alternatives or {}).values():
+            logprob(value)
+    for offset in logprobs.get("text_offset") or ():
+        whole(offset, MAX_TEXT_OFFSET, "text_offset")
 
 
 def _transcription_usage(body: bytes) -> Usage:
