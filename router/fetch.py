@@ -118,23 +118,31 @@ class ImageFetcher:
                  allow_url: Callable[[str], bool] | None = None) -> None:
         self.max_bytes = max_bytes
         self.timeout = timeout
-        self._resolver = resolver or PublicOnlyResolver()
+        self._resolver = resolver
         self._allow_url = allow_url
         self._session: aiohttp.ClientSession | None = None
-        self.verdicts = HostVerdicts(self._resolver)
+        self.verdicts: HostVerdicts | None = None  # made at first use, with the fetcher's resolver
+
+    def _resolver_in_use(self) -> AbstractResolver:
+        if self._resolver is None:  # made in the loop, at first use: aiohttp's resolver wants a running loop
+            self._resolver = PublicOnlyResolver()
+        return self._resolver
 
     async def check_forwarded(self, urls: Iterable[str], param: str) -> None:
         """Refuse URLs an upstream would fetch whose host resolves to a non-public address.
         The URLs passed `check_image_url` already (scheme, literal addresses, internal names)."""
         hosts = {normalise_host(urlsplit(url).hostname or "") for url in urls if not url.startswith("data:")}
         names = [host for host in hosts if literal_address(host) is None]
-        for refusal in await asyncio.gather(*(self.verdicts.refusal(host) for host in names)):
+        if self.verdicts is None:
+            self.verdicts = HostVerdicts(self._resolver_in_use())
+        verdicts = self.verdicts
+        for refusal in await asyncio.gather(*(verdicts.refusal(host) for host in names)):
             if refusal is not None:
                 raise refused(param, refusal)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(resolver=self._resolver, limit=32)
+            connector = aiohttp.TCPConnector(resolver=self._resolver_in_use(), limit=32)
             # No proxy from the environment (it would connect for us, unchecked); no decompression (a small
             # gzip body must not expand past the cap before we count it).
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False,
@@ -144,7 +152,8 @@ class ImageFetcher:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
-        await self._resolver.close()
+        if self._resolver is not None:
+            await self._resolver.close()
 
     async def fetch(self, url: str, param: str) -> InlineImage:
         try:
