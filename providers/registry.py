@@ -26,6 +26,7 @@ class KindSpec:
     protocol: str  # the wire protocol spoken: an ingress of the same protocol may pass the client's body through
     required: tuple[str, ...] = ("base_url",)  # provider fields the route table must give
     framing: Callable[[], StreamDecoder] = SSEDecoder  # a new stream decoder per upstream stream
+    stream_content_type: str = "text/event-stream"  # what a stream answer must be; anything else is a 502
     simulator: str  # the module whose create_app() speaks this protocol on loopback
     simulator_path: str = ""  # what the kind's SDKs append to the simulator's root URL as base_url
     operations: frozenset[Operation] = CHAT_ONLY

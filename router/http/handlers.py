@@ -105,6 +105,7 @@ async def _prepare(request: web.Request, rt: Runtime, endpoint: str, caller: Key
         image_urls = validate.chat(body, limits)
     elif operation in validate.VALIDATORS:
         validate.VALIDATORS[operation](body)
+    validate.output_limit(body, model.meta_data.max_output_length)
     ex.stream = stream
     return ApiRequest(operation, body, model.id, stream, include_usage, image_urls=tuple(image_urls),
                       form=raw.form, file=raw.file, max_output_length=model.meta_data.max_output_length), model
