@@ -179,8 +179,8 @@ def wait_for_usage(base: str, admin_key: str, requests: int, timeout: float = 10
     after a Redis outage the API answers 503 until the gateway sees Redis again)."""
     deadline = time.monotonic() + timeout
     while True:
-        status, _ = get_json(f"{base}/readyz", admin_key)
-        if status == 200:
+        status, ready = get_json(f"{base}/readyz", admin_key)
+        if status == 200 and ready.get("state") != "degraded":
             totals = usage_total(base, admin_key, **query)
             if totals["requests"] >= requests:
                 return totals
