@@ -20,6 +20,7 @@ refuses its arguments: that is the request's fault and Redis is fine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import ssl
@@ -38,6 +39,7 @@ from redis.exceptions import (
     ClusterDownError,
     MaxConnectionsError,
     NoScriptError,
+    OutOfMemoryError,
     RedisClusterException,
     ResponseError,
 )
@@ -146,6 +148,7 @@ class RedisState:
         self._strikes = 0  # failures in a row
         self._last_success = 0.0
         self._cause = ""  # why Redis failed last, logged when it changes
+        self._opened = asyncio.Event()  # set when the breaker opens: the watcher probes sooner
         self._listeners: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._probe_task: asyncio.Task[None] | None = None
         self._listener_tasks: set[asyncio.Task[None]] = set()
@@ -193,6 +196,8 @@ class RedisState:
 
     def _set(self, up: bool) -> None:
         self.up = up
+        if not up:
+            self._opened.set()
         if self._on_change:
             self._on_change(up)
         if up:
@@ -237,7 +242,14 @@ class RedisState:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(PROBE_INTERVAL_UP if self.up else PROBE_INTERVAL_DOWN)
+            if self.up:
+                # Woken when the breaker opens: probing at the down interval starts then,
+                # not at the end of a sleep begun while Redis answered.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(PROBE_INTERVAL_UP):
+                        await self._opened.wait()
+            self._opened.clear()
+            await asyncio.sleep(PROBE_INTERVAL_DOWN if not self.up else 0)
             await self.probe()
 
     async def close(self) -> None:
@@ -262,7 +274,7 @@ def describe(exc: BaseException) -> str:
         return "authentication failed (check the password or user in state.redis_url)"
     if any(isinstance(e, ssl.SSLError) for e in chain) or "SSL" in text or "certificate" in text:
         return "TLS failed (certificate, hostname or protocol; check rediss:// and the server's TLS setup)"
-    if text.startswith("OOM") or " OOM " in f" {text}":
+    if any(isinstance(e, OutOfMemoryError) for e in chain) or "maxmemory" in text:
         return "Redis is out of memory (maxmemory reached, writes refused)"
     if isinstance(exc, (ClusterDownError, RedisClusterException)) or any(
             word in text for word in ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")):
