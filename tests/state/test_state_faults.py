@@ -20,8 +20,17 @@ from router.metering import LocalMeter, UsageRecord, today
 from router.redis_meter import SEEN_TTL, RedisMeter
 from router.state import RedisState
 from tests.harness import ADMIN_KEY, KEY_A, Gateway
-from tests.state.helpers import (SHARED_REDIS, RedisServer, burst, chat_body, get_json, state_table, usage_rows,
-                                 wait_for_usage, wait_until)
+from tests.state.helpers import (
+    SHARED_REDIS,
+    RedisServer,
+    burst,
+    chat_body,
+    get_json,
+    state_table,
+    usage_rows,
+    wait_for_usage,
+    wait_until,
+)
 
 PASSWORD = "s3cret-redis-pass-test"
 
