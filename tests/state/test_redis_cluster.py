@@ -47,6 +47,9 @@ def test_limit_scripts_run_on_a_cluster(cluster: list[RedisServer], tmp_path: Pa
         nodes.close()
 
 
+ROUNDS = 10
+
+
 def _node_id(node: redis.Redis) -> str:
     return str(node.execute_command("CLUSTER", "MYID").decode())
 
@@ -89,13 +92,13 @@ def test_moving_the_limits_slot_under_load_gives_no_500(cluster: list[RedisServe
         asyncio.run(burst([gw.url("/v2")], 20))  # the slot has keys to move
 
         def load() -> None:
-            for _ in range(6):
-                statuses.extend(asyncio.run(burst([gw.url("/v2")], 100)))
+            for _ in range(ROUNDS):
+                statuses.extend(asyncio.run(burst([gw.url("/v2")], 200)))
 
         loader = threading.Thread(target=load)
         loader.start()
         moves = 0
-        while loader.is_alive() and moves < 6:
+        while loader.is_alive() and moves < 40:
             owner = _owner(cluster, slot)
             _migrate_slot(cluster, slot, owner, next(n for n in cluster if n is not owner))
             moves += 1
@@ -103,5 +106,5 @@ def test_moving_the_limits_slot_under_load_gives_no_500(cluster: list[RedisServe
         assert moves >= 2  # the slot moved while requests were running
         wait_until(lambda: gw.app is not None and gw.app[GATEWAY].redis_ready, 10)
         served = statuses.count(200)
-        assert len(statuses) == 600 and statuses.count(500) == 0 and served == 600, Counter(statuses)
+        assert len(statuses) == ROUNDS * 200 and served == len(statuses), Counter(statuses)
         assert wait_for_usage(gw.url(""), ADMIN_KEY, served + 20, timeout=20)["requests"] == served + 20
