@@ -152,8 +152,9 @@ def _observe(ex: Exchange, method: str, runtime: Runtime | None) -> None:
     if ex.ttft is not None:
         metrics.labelled(metrics.TIME_TO_FIRST_TOKEN, model, provider).observe(ex.ttft)
     if ex.usage and ex.key_name:
-        metrics.labelled(metrics.TOKENS, model, ex.key_name, "prompt").inc(ex.usage.prompt_tokens)
-        metrics.labelled(metrics.TOKENS, model, ex.key_name, "completion").inc(ex.usage.completion_tokens)
+        # Counter.inc raises on a negative amount: an upstream's bad count must not fail the request.
+        metrics.labelled(metrics.TOKENS, model, ex.key_name, "prompt").inc(max(0, ex.usage.prompt_tokens))
+        metrics.labelled(metrics.TOKENS, model, ex.key_name, "completion").inc(max(0, ex.usage.completion_tokens))
     if access_log.isEnabledFor(logging.INFO):
         # Names, numbers and ids only: never a key, a prompt or a completion, unless
         # `logging.debug_content` asked for the bodies (ex.content).

@@ -196,3 +196,18 @@ def test_usage_rows_visible(prefix: str, tmp_path: Path) -> None:
         gw.client().chat.completions.create(**chat_body())
         wait_for_usage(gw.url(""), ADMIN_KEY, 1)
         assert [r["key"] for r in usage_rows(gw.url(""), ADMIN_KEY)] == ["team-a"]
+
+
+def test_the_spool_depth_is_a_metric(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    table = state_table(server.url, "llmr-spool:", tmp_path / "spool.jsonl")
+    with Gateway(table) as gw:
+        for _ in range(3):
+            gw.client().chat.completions.create(**chat_body())  # Redis not started: spooled
+        wait_until(lambda: metrics.USAGE_SPOOL_RECORDS._value.get() == 3, 5)
+        assert metrics.USAGE_SPOOL_BYTES._value.get() == sum(
+            p.stat().st_size for p in tmp_path.glob("spool.jsonl*"))
+        with server:
+            assert wait_for_usage(gw.url(""), ADMIN_KEY, 3)["requests"] == 3
+            wait_until(lambda: metrics.USAGE_SPOOL_RECORDS._value.get() == 0, 5)
+            assert metrics.USAGE_SPOOL_BYTES._value.get() == 0
