@@ -159,8 +159,9 @@ def _count(ex: Exchange, runtime: Runtime | None, duration: float, overhead: flo
     if ex.ttft is not None:
         metrics.labelled(metrics.TIME_TO_FIRST_TOKEN, model, provider).observe(ex.ttft)
     if ex.usage and ex.key_name:
-        metrics.labelled(metrics.TOKENS, model, ex.key_name, "prompt").inc(ex.usage.prompt_tokens)
-        metrics.labelled(metrics.TOKENS, model, ex.key_name, "completion").inc(ex.usage.completion_tokens)
+        # Counter.inc raises on a negative amount: an upstream's bad count must not fail the request.
+        metrics.labelled(metrics.TOKENS, model, ex.key_name, "prompt").inc(max(0, ex.usage.prompt_tokens))
+        metrics.labelled(metrics.TOKENS, model, ex.key_name, "completion").inc(max(0, ex.usage.completion_tokens))
 
 
 def _log_line(ex: Exchange, method: str, duration: float, overhead: float) -> None:
