@@ -106,5 +106,8 @@ def test_moving_the_limits_slot_under_load_gives_no_500(cluster: list[RedisServe
         assert moves >= 2  # the slot moved while requests were running
         wait_until(lambda: gw.app is not None and gw.app[GATEWAY].redis_ready, 10)
         served = statuses.count(200)
-        assert len(statuses) == ROUNDS * 200 and served == len(statuses), Counter(statuses)
+        # No 5xx, ever. While a move makes the state layer fail over to fail_open, the local split of the
+        # concurrency limit may refuse a few (429 with Retry-After: the policy), depending on the timing.
+        assert len(statuses) == ROUNDS * 200 and set(statuses) <= {200, 429}, Counter(statuses)
+        assert served >= 0.9 * len(statuses), Counter(statuses)
         assert wait_for_usage(gw.url(""), ADMIN_KEY, served + 20, timeout=20)["requests"] == served + 20
