@@ -324,7 +324,7 @@ def _for_protocol(request: ApiRequest, provider: ProviderConfig, model: ModelCon
     native = speaks(provider.settings, request.source_protocol)
     if not native and request.native_only is not None:
         param, what = request.native_only
-        raise invalid_param(param, f"{what} runs only on upstreams that serve the {request.source_protocol} API "
+        raise invalid_param(param, f"{what} is served only by upstreams that speak {request.source_protocol} "
                                    f"themselves; model '{model.id}' is served by a provider of kind "
                                    f"'{provider.kind}'.")
     return request if native == request.passthrough else dataclasses.replace(request, passthrough=native)
