@@ -41,4 +41,4 @@ def test_a_two_tool_agent_runs(model: str) -> None:
     # The simulators choose the calls and their arguments: what matters is that the agent's
     # tools ran on the calls that came back, and the model answered after their outputs.
     assert outputs and all(out.startswith(("sunny in ", "noon in ")) for out in outputs)
-    assert "the tool answered" in final
+    assert any(out in final for out in outputs)
