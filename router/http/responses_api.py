@@ -59,7 +59,8 @@ async def _stored(store: ResponseStore, caller: KeyConfig, response_id: str) -> 
 
 
 def _native_model(rt: Runtime, body: JSON) -> bool:
-    model = rt.table.models.get(body.get("model")) if isinstance(body.get("model"), str) else None
+    model_id = body.get("model")
+    model = rt.table.models.get(model_id) if isinstance(model_id, str) else None
     return model is not None and all(
         speaks(rt.table.providers[t.provider].settings, RESPONSES_PROTOCOL) for t in model.targets)
 

@@ -14,9 +14,9 @@ from providers.base import SSEEvent, StreamState, UpstreamError
 from providers.openai import OpenAIStream
 from providers.openai_responses import ResponsesPassthroughStream, passthrough_answer
 from router.errors import GatewayError
+from router.http.ingress import responses_output as out
 from router.http.ingress.responses_request import to_chat
 from router.http.ingress.responses_stream import PassthroughStream, ResponsesStream
-from router.http.ingress import responses_output as out
 from tests.streams import translate_stream
 
 SAMPLES = Path(__file__).parent.parent / "samples"

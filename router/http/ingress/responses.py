@@ -28,6 +28,16 @@ class ResponsesIngress:
     protocol = RESPONSES_PROTOCOL
     errors: ErrorShape = OPENAI_ERRORS
 
+    # A request without stored state (the handler makes a `ResponsesCall` with it instead).
+    def to_canonical(self, body: JSON) -> JSON:
+        return to_chat(body, [])
+
+    def answer(self, body: bytes, request: ApiRequest) -> bytes:
+        return ResponsesCall(request.source or {}, [], None, False).answer(body, request)
+
+    def client_stream(self, request: ApiRequest) -> ClientStream:
+        return ResponsesCall(request.source or {}, [], None, False).client_stream(request)
+
 
 RESPONSES = ResponsesIngress()
 

@@ -20,6 +20,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}{uuid.uuid4().hex[:16]}"
 
 
+def obj(value: Any) -> JSON:
+    return value if isinstance(value, dict) else {}
+
+
 def _count(value: Any) -> int:
     """A token count from an upstream, range-checked (anything else counts as 0)."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
@@ -40,10 +44,11 @@ def _tool_echo(tool: Any) -> Any:
 
 def skeleton(request: JSON, response_id: str, model: str, previous_id: str | None) -> JSON:
     """The Response object before any output: what `response.created` carries."""
-    text = request.get("text") if isinstance(request.get("text"), dict) else {}
-    reasoning = request.get("reasoning") if isinstance(request.get("reasoning"), dict) else {}
+    text = obj(request.get("text"))
+    reasoning = obj(request.get("reasoning"))
     return {
-        "id": response_id, "object": "response", "created_at": int(time.time()), "status": "in_progress",
+        "id": response_id, "object": "response", "created_at": int(time.time()), "completed_at": None,
+        "status": "in_progress",
         "background": False, "error": None, "incomplete_details": None,
         "instructions": request.get("instructions"), "max_output_tokens": request.get("max_output_tokens"),
         "max_tool_calls": request.get("max_tool_calls"), "model": model, "output": [],
@@ -85,6 +90,7 @@ def finish(response: JSON, finish_reason: str | None, usage: JSON | None) -> JSO
     """Set the final `status`, `incomplete_details` and `usage`."""
     reason = INCOMPLETE_REASONS.get(finish_reason or "")
     response["status"] = "incomplete" if reason else "completed"
+    response["completed_at"] = int(time.time())
     response["incomplete_details"] = {"reason": reason} if reason else None
     response["usage"] = usage
     return response
@@ -134,6 +140,6 @@ def response_of(chat: JSON, base: JSON) -> JSON:
     """A whole chat.completion answer as the Response object `base` (a skeleton) becomes."""
     choices = chat.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    message = obj(choice.get("message"))
     base["output"] = output_of(message)
     return finish(base, choice.get("finish_reason"), usage_of(chat.get("usage")))

@@ -109,7 +109,7 @@ class ResponsesStream:
         for choice in chunk.get("choices") or []:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
-            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            delta = out.obj(choice.get("delta"))
             reasoning = delta.get("reasoning_content")
             if isinstance(reasoning, str) and reasoning:
                 self._reasoning_delta(reasoning, events)
@@ -166,7 +166,7 @@ class ResponsesStream:
     def _call_delta(self, call: JSON, events: list[Event]) -> None:
         index = call.get("index", 0)
         index = index if isinstance(index, int) else 0
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        function = out.obj(call.get("function"))
         if index not in self.calls:
             self._close_text(events)
             c = _Call(out.new_id("fc"), self._next_index(), str(call.get("id") or out.new_id("call")),
