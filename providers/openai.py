@@ -28,6 +28,7 @@ from providers.base import (
     dumps,
     retry_after_seconds,
 )
+from providers.openai_responses import ResponsesPassthroughStream, passthrough_answer, passthrough_body
 from providers.settings import ProviderSettings
 from providers.untrusted import (
     OutOfRange,
@@ -59,6 +60,8 @@ class Flavour:
     query: str = ""
     # Parameters this flavour rejects or misreads, dropped before sending.
     drop_params: frozenset[str] = frozenset()
+    # The Responses API (`responses_api: true`); Azure names the deployment in the body there.
+    responses_template: str = "{base}/responses"
 
 
 FLAVOURS: dict[str, Flavour] = {
@@ -66,7 +69,7 @@ FLAVOURS: dict[str, Flavour] = {
     "openai-compatible": Flavour(url_template="{base}{path}", auth_header="Authorization", auth_prefix="Bearer "),
     # Azure selects the model by deployment in the path; `api-key`, not a bearer token.
     "azure": Flavour(url_template="{base}/openai/deployments/{model}{path}", auth_header="api-key", auth_prefix="",
-                     query="?api-version={api_version}"),
+                     query="?api-version={api_version}", responses_template="{base}/openai/responses"),
 }
 
 
@@ -89,6 +92,9 @@ class OpenAIAdapter:
             base=self.config.base_url, model=upstream_model, path=_PATHS[operation]) + self._query
 
     def to_upstream(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
+        if request.passthrough and request.source is not None:
+            url = self.flavour.responses_template.format(base=self.config.base_url) + self._query
+            return UpstreamCall(url, self._json_headers, passthrough_body(request.source, upstream_model))
         url = self.url(request.operation, upstream_model)
         if request.operation is Operation.TRANSCRIPTION:
             return UpstreamCall(url, self._auth_headers, None, multipart=True,
@@ -103,6 +109,8 @@ class OpenAIAdapter:
         return UpstreamCall(url, self._json_headers, dumps(body))
 
     def from_upstream(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
+        if request.passthrough:
+            return passthrough_answer(body, request.public_model)
         if request.operation is Operation.TRANSCRIPTION:
             return body, _transcription_usage(body)
         data = _load_object(body)
@@ -115,7 +123,9 @@ class OpenAIAdapter:
             data.pop("usage", None)  # absent or out of range: the gateway counts instead, and says nothing false
         return dumps(data), usage
 
-    def stream_translator(self, request: ApiRequest) -> OpenAIStream:
+    def stream_translator(self, request: ApiRequest) -> OpenAIStream | ResponsesPassthroughStream:
+        if request.passthrough:
+            return ResponsesPassthroughStream(request.public_model)
         return OpenAIStream(StreamState(request.public_model, request.include_usage))
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:

@@ -32,6 +32,7 @@ class KindSpec:
     operations: frozenset[Operation] = CHAT_ONLY
     tools: bool = True  # function calling
     vision: bool = True  # image parts
+    responses_api: bool = False  # may serve OpenAI's Responses API itself (`responses_api: true` in the table)
     # An example account (docs, tests): its provider fields beside `kind` and `base_url`, and
     # an upstream chat model it serves.
     example: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -48,10 +49,10 @@ _EMBEDS = frozenset({Operation.CHAT, Operation.EMBEDDINGS})
 KINDS: Mapping[str, KindSpec] = MappingProxyType({
     "openai": KindSpec(
         module="providers.openai", protocol="openai", simulator=_OPENAI_SIM, simulator_path="/v1",
-        operations=frozenset(Operation), example_model="gpt-4o-mini-2024-07-18"),
+        operations=frozenset(Operation), responses_api=True, example_model="gpt-4o-mini-2024-07-18"),
     "azure": KindSpec(
         module="providers.openai", protocol="openai", required=("base_url", "api_version"), simulator=_OPENAI_SIM,
-        operations=frozenset(Operation), example=MappingProxyType({"api_version": "2024-10-21"}),
+        operations=frozenset(Operation), responses_api=True, example=MappingProxyType({"api_version": "2024-10-21"}),
         example_model="gpt-4o-deployment"),
     "openai-compatible": KindSpec(
         module="providers.openai", protocol="openai", simulator=_OPENAI_SIM, simulator_path="/v1",
@@ -82,3 +83,13 @@ def adapter_factory(kind: str) -> Callable[[ProviderSettings], Adapter] | None:
         raise
     factories: dict[str, Callable[[ProviderSettings], Adapter]] = getattr(module, "ADAPTERS", {})
     return factories.get(kind)
+
+
+RESPONSES_PROTOCOL = "openai-responses"
+
+
+def speaks(settings: ProviderSettings, protocol: str) -> bool:
+    """Whether the provider takes a request of this client protocol as it came (pass-through)."""
+    if protocol == RESPONSES_PROTOCOL:
+        return settings.responses_api
+    return KINDS[settings.kind].protocol == protocol

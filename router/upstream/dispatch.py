@@ -36,8 +36,9 @@ from providers.base import (
     StreamTranslator,
     UpstreamCall,
     UpstreamError,
+    invalid_param,
 )
-from providers.registry import KINDS
+from providers.registry import KINDS, speaks
 from router import metrics
 from router.config.runtime import Runtime
 from router.config.schema import ModelConfig, ProviderConfig, TargetConfig
@@ -291,6 +292,8 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
     if request.operation not in KINDS[provider.kind].operations:
         raise UpstreamError(400, f"The model '{model.id}' does not serve {request.operation.value} requests.",
                             type="invalid_request_error", retryable=False)
+    if request.source is not None:
+        request = _for_protocol(request, provider, model)
     if adapter.inlines_image_urls and request.image_urls and not request.images:
         fetcher = call.gw.image_fetcher()
         fetched = await asyncio.gather(*(fetcher.fetch(url, "messages") for url in request.image_urls))
@@ -317,6 +320,18 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
                             type="timeout", code="upstream_timeout", retryable=True) from None
     finally:
         trace.upstream_wait += time.perf_counter() - started
+
+
+def _for_protocol(request: ApiRequest, provider: ProviderConfig, model: ModelConfig) -> ApiRequest:
+    """The request as this provider takes it: the client's own body where it speaks the
+    client's protocol, else the canonical one (refused where only the former can serve it)."""
+    native = speaks(provider.settings, request.source_protocol)
+    if not native and request.native_only is not None:
+        param, what = request.native_only
+        raise invalid_param(param, f"{what} is served only by upstreams that speak {request.source_protocol} "
+                                   f"themselves; model '{model.id}' is served by a provider of kind "
+                                   f"'{provider.kind}'.")
+    return request if native == request.passthrough else dataclasses.replace(request, passthrough=native)
 
 
 async def _exchange(call: _Call, outcome: Outcome, upstream_call: UpstreamCall) -> Outcome:

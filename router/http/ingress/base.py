@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from providers.base import JSON, ApiRequest
@@ -29,3 +30,12 @@ class Ingress(Protocol):
     def client_stream(self, request: ApiRequest) -> ClientStream:
         """A new writer of this protocol's stream, for one streamed answer."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A request the handler read itself, in a client protocol an upstream may speak natively."""
+
+    body: JSON  # the client's body, as a native upstream takes it
+    protocol: str
+    native_only: tuple[str, str] | None = None  # (param, what) only a native upstream can serve
