@@ -148,6 +148,8 @@ def _observe(ex: Exchange, method: str, runtime: Runtime | None) -> None:
     if ex.usage and ex.key_name:
         metrics.labelled(metrics.TOKENS, model, ex.key_name, "prompt").inc(ex.usage.prompt_tokens)
         metrics.labelled(metrics.TOKENS, model, ex.key_name, "completion").inc(ex.usage.completion_tokens)
+        if ex.usage.search_units:
+            metrics.labelled(metrics.SEARCH_UNITS, model, ex.key_name).inc(ex.usage.search_units)
     if access_log.isEnabledFor(logging.INFO):
         # Names, numbers and ids only: never a key, a prompt or a completion, unless
         # `logging.debug_content` asked for the bodies (ex.content).

@@ -26,6 +26,7 @@ class UsageRecord:
     completion_tokens: int
     error: bool
     estimated: bool = False
+    search_units: int = 0  # what rerank upstreams that bill by search (Cohere) reported
 
     @property
     def total_tokens(self) -> int:
@@ -44,12 +45,12 @@ def today() -> str:
     return _day[1]
 
 
-COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors")
+COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors", "search_units")
 
 
 def record_counts(record: UsageRecord) -> dict[str, int]:
     return {"requests": 1, "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens,
-            "total_tokens": record.total_tokens, "errors": int(record.error)}
+            "total_tokens": record.total_tokens, "errors": int(record.error), "search_units": record.search_units}
 
 
 class Meter(Protocol):
