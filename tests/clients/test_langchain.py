@@ -80,7 +80,8 @@ def test_structured_output_json_mode(chat: Callable[[str], ChatOpenAI], model: s
 
 
 @pytest.mark.parametrize("check_ctx", [True, False])
-@pytest.mark.parametrize(("model", "dimension"), [("text-embedding-ada-002", 1536), ("jina-embeddings-v2-base-de", 768)])
+@pytest.mark.parametrize(("model", "dimension"),
+                         [("text-embedding-ada-002", 1536), ("jina-embeddings-v2-base-de", 768)])
 def test_embeddings(gw: Gateway, http: httpx.Client, model: str, dimension: int, check_ctx: bool) -> None:
     """The default sends token ids (tiktoken), check_embedding_ctx_length=False the texts."""
     embeddings = OpenAIEmbeddings(model=model, base_url=gw.url("/v2"), api_key=CLIENT_KEY,  # type: ignore[arg-type]
