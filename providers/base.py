@@ -25,6 +25,7 @@ class Operation(enum.Enum):
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
     TRANSCRIPTION = "transcription"
+    RERANK = "rerank"
 
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -76,6 +77,8 @@ class Usage:
     completion_tokens: int = 0
     # True where the upstream gave no usage and the gateway counted it itself.
     estimated: bool = False
+    # Rerank upstreams that bill by search (Cohere) report these instead of tokens.
+    search_units: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -1,5 +1,5 @@
 """The OpenAI protocol family: OpenAI itself, Azure OpenAI, and OpenAI-compatible
-servers (vLLM, TGI, TEI, whisper and llava servers).
+servers (vLLM, TGI, TEI, whisper and llava servers; vLLM's `/rerank` too).
 
 The flavours differ only in data (path template, auth header, query, parameters to
 drop), so one adapter reads a small frozen `Flavour` record. Bodies pass through
@@ -29,6 +29,7 @@ from providers.base import (
     retry_after_seconds,
 )
 from providers.openai_responses import ResponsesPassthroughStream, passthrough_answer, passthrough_body
+from providers.rerank_answer import answer_from_results, results_of, token_usage
 from providers.settings import ProviderSettings
 from providers.untrusted import (
     OutOfRange,
@@ -48,6 +49,7 @@ _PATHS = {
     Operation.COMPLETIONS: "/completions",
     Operation.EMBEDDINGS: "/embeddings",
     Operation.TRANSCRIPTION: "/audio/transcriptions",
+    Operation.RERANK: "/rerank",  # vLLM's Jina/Cohere-compatible rerank (`{base}` ends in /v1)
 }
 
 
@@ -114,6 +116,9 @@ class OpenAIAdapter:
         if request.operation is Operation.TRANSCRIPTION:
             return body, _transcription_usage(body)
         data = _load_object(body)
+        if request.operation is Operation.RERANK:
+            return answer_from_results(request, results_of(data, "The upstream"), token_usage(data),
+                                       data["id"] if isinstance(data.get("id"), str) else None)
         if not isinstance(data.get("choices", data.get("data")), list):
             raise UpstreamError(502, "the upstream answered with an unexpected body", retryable=False)
         _check_numbers(data)

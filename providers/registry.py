@@ -34,7 +34,7 @@ class KindSpec:
     vision: bool = True  # image parts
     responses_api: bool = False  # may serve OpenAI's Responses API itself (`responses_api: true` in the table)
     # An example account (docs, tests): its provider fields beside `kind` and `base_url`, and
-    # an upstream chat model it serves.
+    # an upstream model it serves (a chat model where it chats).
     example: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     example_model: str
 
@@ -45,14 +45,16 @@ _OPENAI_SIM, _ANTHROPIC_SIM, _GEMINI_SIM = "providers.simulators.openai", "provi
     "providers.simulators.gemini"
 _VERTEX_FIELDS = ("base_url", "project", "location")
 _EMBEDS = frozenset({Operation.CHAT, Operation.EMBEDDINGS})
+_OPENAI_OPS = frozenset(Operation) - {Operation.RERANK}  # OpenAI and Azure serve no rerank
+_RERANKS = frozenset({Operation.RERANK})
 
 KINDS: Mapping[str, KindSpec] = MappingProxyType({
     "openai": KindSpec(
         module="providers.openai", protocol="openai", simulator=_OPENAI_SIM, simulator_path="/v1",
-        operations=frozenset(Operation), responses_api=True, example_model="gpt-4o-mini-2024-07-18"),
+        operations=_OPENAI_OPS, responses_api=True, example_model="gpt-4o-mini-2024-07-18"),
     "azure": KindSpec(
         module="providers.openai", protocol="openai", required=("base_url", "api_version"), simulator=_OPENAI_SIM,
-        operations=frozenset(Operation), responses_api=True, example=MappingProxyType({"api_version": "2024-10-21"}),
+        operations=_OPENAI_OPS, responses_api=True, example=MappingProxyType({"api_version": "2024-10-21"}),
         example_model="gpt-4o-deployment"),
     "openai-compatible": KindSpec(
         module="providers.openai", protocol="openai", simulator=_OPENAI_SIM, simulator_path="/v1",
@@ -69,6 +71,16 @@ KINDS: Mapping[str, KindSpec] = MappingProxyType({
     "vertex": KindSpec(
         module="providers.gemini", protocol="gemini", required=_VERTEX_FIELDS, simulator=_GEMINI_SIM,
         operations=_EMBEDS, example=_VERTEX, example_model="gemini-2.5-flash"),
+    # Rerank-only upstreams (vLLM's rerank is openai-compatible's): example_model is a reranker.
+    "tei": KindSpec(
+        module="providers.rerank", protocol="tei", simulator="providers.simulators.tei", operations=_RERANKS,
+        tools=False, vision=False, example_model="BAAI/bge-reranker-v2-m3"),
+    "cohere": KindSpec(
+        module="providers.rerank", protocol="cohere", simulator="providers.simulators.cohere",
+        operations=_RERANKS, tools=False, vision=False, example_model="rerank-v3.5"),
+    "jina": KindSpec(
+        module="providers.rerank", protocol="jina", simulator="providers.simulators.jina", operations=_RERANKS,
+        tools=False, vision=False, example_model="jina-reranker-v2-base-multilingual"),
 })
 
 

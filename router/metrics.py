@@ -40,6 +40,8 @@ TIME_TO_FIRST_TOKEN = Histogram("llm_router_time_to_first_token_seconds", "Time 
 OVERHEAD = Histogram("llm_router_overhead_seconds", "Time spent in the gateway itself, upstream waits excluded",
                      buckets=_OVERHEAD_BUCKETS, registry=_DEFINED)
 TOKENS = Counter("llm_router_tokens", "Tokens metered", ["model", "key", "type"], registry=_DEFINED)
+SEARCH_UNITS = Counter("llm_router_search_units", "Search units metered (rerank upstreams billing by search)",
+                       ["model", "key"], registry=_DEFINED)
 UPSTREAM_ERRORS = Counter("llm_router_upstream_errors", "Failed upstream attempts",
                           ["provider", "model", "status"], registry=_DEFINED)
 RETRIES = Counter("llm_router_retries", "Upstream attempts retried", ["provider", "model"], registry=_DEFINED)

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from providers.base import JSON, Operation
+from providers.rerank_answer import estimate_tokens as estimate_rerank_tokens
 
 CHARS_PER_TOKEN = 4
 
@@ -42,6 +43,8 @@ def estimate_prompt_tokens(operation: Operation, body: JSON) -> int:
         return from_chars(_chars(body.get("prompt")))
     if operation is Operation.EMBEDDINGS:
         return from_chars(_chars(body.get("input")))
+    if operation is Operation.RERANK:
+        return estimate_rerank_tokens(body)
     return 0
 
 

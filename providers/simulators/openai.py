@@ -4,7 +4,8 @@ It speaks the real wire format (see the recordings in tests/samples/): chat stre
 and not, `n` choices, tool calls when tools are given, `response_format` (json_object:
 a JSON object; json_schema: an instance of the schema), legacy completions, embeddings
 at each model's dimension (given to `create_app`, else 1024; `dimensions` when asked),
-models, transcriptions, and Azure's deployment paths with `api-key` and `api-version`.
+models, transcriptions, vLLM's `/rerank` (Jina's shape), and Azure's deployment paths
+with `api-key` and `api-version`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from providers.simulators.common import (
     tool_arguments,
     wait_for_release,
 )
+from providers.simulators.jina import rerank_answer
 from providers.simulators.openai_responses import chat_request, response_object
 from providers.simulators.openai_responses import stream_events as responses_events
 from providers.simulators.schema_instance import schema_instance
@@ -61,6 +63,8 @@ def create_app(api_key: str | None = None, dimensions: Mapping[str, int] | None 
         app.router.add_post(prefix + "/audio/transcriptions", transcriptions)
     for path in ("/v1/responses", "/responses", "/openai/responses"):
         app.router.add_post(path, responses)
+    for prefix in ("/v1", ""):
+        app.router.add_post(prefix + "/rerank", rerank)  # vLLM's Jina/Cohere-compatible rerank
     app.router.add_get("/v1/models", models)
     return app
 
@@ -408,6 +412,17 @@ async def embeddings(request: web.Request) -> web.Response:
         data.append({"object": "embedding", "index": i, "embedding": vector})
     return web.json_response({"object": "list", "data": data, "model": model,
                               "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
+async def rerank(request: web.Request) -> web.Response:
+    begun = await _begin(request)
+    if isinstance(begun, web.Response):
+        return begun
+    _, _, body = begun
+    answer = rerank_answer(body)
+    if isinstance(answer, str):
+        return _error(400, answer)
+    return web.json_response({"id": "rerank-" + uuid.uuid4().hex, **answer, "model": _model(request, body)})
 
 
 async def transcriptions(request: web.Request) -> web.Response:

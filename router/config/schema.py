@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import orjson
 import yaml
 
+from providers.base import Operation
 from providers.registry import KINDS
 from providers.settings import ProviderSettings, Secret
 from router.config.reader import Reader, UniqueKeyLoader, dataclass_fields, substitute
@@ -38,6 +39,13 @@ class ModelType(enum.Enum):
     CHAT = "chat"
     EMBEDDING = "embedding"
     TRANSCRIPTION = "transcription"
+    RERANK = "rerank"
+
+
+# What a model of each type is asked to do: its targets' kinds must offer it.
+MODEL_OPERATION: Mapping[ModelType, Operation] = MappingProxyType({
+    ModelType.CHAT: Operation.CHAT, ModelType.EMBEDDING: Operation.EMBEDDINGS,
+    ModelType.TRANSCRIPTION: Operation.TRANSCRIPTION, ModelType.RERANK: Operation.RERANK})
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +304,7 @@ def _read_model(r: Reader, model_id: str, node: Any, providers: set[str]) -> Mod
     try:
         model_type = ModelType(type_name)
     except ValueError:
-        r.error(f"{path}.type", f"unknown type '{type_name}' (chat, embedding or transcription)")
+        r.error(f"{path}.type", f"unknown type '{type_name}' (chat, embedding, transcription or rerank)")
         model_type = ModelType.CHAT
     endpoints = r.string_list(node, "endpoints", path) or ("/v1", "/v2")
     for i, ep in enumerate(endpoints):
@@ -442,6 +450,24 @@ def _duration(r: Reader, node: dict[str, Any], key: str, default: float) -> floa
     return r.number(node, key, "state", default, float, 1)
 
 
+def _check_models(r: Reader, models: Mapping[str, ModelConfig], providers: Mapping[str, ProviderConfig]) -> None:
+    """What a model can only be checked against the others for: fallbacks, and targets whose kind serves its type."""
+    for m in models.values():
+        for field_name in ("fallbacks", "context_window_fallbacks"):
+            for j, fb in enumerate(getattr(m, field_name)):
+                if fb not in models:
+                    r.error(f"models.{m.id}.{field_name}[{j}]", f"unknown model '{fb}'")
+                elif fb == m.id:
+                    r.error(f"models.{m.id}.{field_name}[{j}]", "a model cannot fall back to itself")
+        if m.completions and m.type is not ModelType.CHAT:
+            r.error(f"models.{m.id}.completions", "only chat models can serve raw completions")
+        for j, target in enumerate(m.targets):
+            provider = providers.get(target.provider)
+            if provider and MODEL_OPERATION[m.type] not in KINDS[provider.kind].operations:
+                r.error(f"models.{m.id}.targets[{j}].provider", f"a {provider.kind} provider does not serve "
+                                                               f"{m.type.value} models")
+
+
 def parse(data: Any, file: str = "routes.yaml") -> RouteTable:
     """Validate an already-parsed YAML document; raise ConfigError with every mistake."""
     errors: list[str] = []
@@ -477,15 +503,7 @@ def parse(data: Any, file: str = "routes.yaml") -> RouteTable:
         m = _read_model(r, str(model_id), node, declared)
         if m:
             models[str(model_id)] = m
-    for m in models.values():
-        for field_name in ("fallbacks", "context_window_fallbacks"):
-            for j, fb in enumerate(getattr(m, field_name)):
-                if fb not in models:
-                    r.error(f"models.{m.id}.{field_name}[{j}]", f"unknown model '{fb}'")
-                elif fb == m.id:
-                    r.error(f"models.{m.id}.{field_name}[{j}]", "a model cannot fall back to itself")
-        if m.completions and m.type is not ModelType.CHAT:
-            r.error(f"models.{m.id}.completions", "only chat models can serve raw completions")
+    _check_models(r, models, providers)
 
     keys: list[KeyConfig] = []
     raw_keys = top.get("keys") or []

@@ -35,9 +35,10 @@ MAX_FORM_PARTS = 64  # transcription forms have a handful of short fields
 MAX_FORM_FIELD_BYTES = 64 * 1024
 
 _OPERATION_MODEL_TYPE = {Operation.CHAT: ModelType.CHAT, Operation.COMPLETIONS: ModelType.CHAT,
-                         Operation.EMBEDDINGS: ModelType.EMBEDDING, Operation.TRANSCRIPTION: ModelType.TRANSCRIPTION}
+                         Operation.EMBEDDINGS: ModelType.EMBEDDING, Operation.TRANSCRIPTION: ModelType.TRANSCRIPTION,
+                         Operation.RERANK: ModelType.RERANK}
 _USE_INSTEAD = {ModelType.CHAT: "/chat/completions", ModelType.EMBEDDING: "/embeddings",
-                ModelType.TRANSCRIPTION: "/audio/transcriptions"}
+                ModelType.TRANSCRIPTION: "/audio/transcriptions", ModelType.RERANK: "/rerank"}
 
 
 def model_not_found(model_id: str) -> GatewayError:
@@ -125,7 +126,8 @@ async def _respond(outcome: Outcome, ex: Exchange, headers: dict[str, str],
     body, usage = outcome.adapter.from_upstream(outcome.request, outcome.body)
     outcome.body = None  # the raw answer is not needed while the client is sent the translated one
     if usage.estimated:
-        usage = Usage(prompt_estimate.value, estimate_completion_tokens(body), estimated=True)
+        usage = Usage(prompt_estimate.value, estimate_completion_tokens(body), estimated=True,
+                      search_units=usage.search_units)
     ex.usage = usage
     content_type = "application/json"
     if outcome.request.operation is Operation.TRANSCRIPTION and not body.lstrip().startswith(b"{"):
@@ -171,7 +173,7 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
             request_id=ex.request_id, date=today(), key=caller.name, model=ex.model,
             provider=ex.trace.provider, prompt_tokens=ex.usage.prompt_tokens if ex.usage else 0,
             completion_tokens=ex.usage.completion_tokens if ex.usage else 0, error=failed,
-            estimated=bool(ex.usage and ex.usage.estimated)))
+            estimated=bool(ex.usage and ex.usage.estimated), search_units=ex.usage.search_units if ex.usage else 0))
 
 
 EndpointHandler = Callable[[web.Request, Runtime, str, KeyConfig], Awaitable[web.StreamResponse]]
@@ -200,6 +202,7 @@ ROUTES: dict[str, Route] = {
     "/completions": _proxy_for(Operation.COMPLETIONS),
     "/embeddings": _proxy_for(Operation.EMBEDDINGS),
     "/audio/transcriptions": _proxy_for(Operation.TRANSCRIPTION),
+    "/rerank": _proxy_for(Operation.RERANK),  # Cohere/Jina-shaped in and out: the identity ingress
     "/models": Route("GET", list_models),
     "/usage": Route("GET", own_usage),
     "/responses": Route("POST", _create_response, RESPONSES),

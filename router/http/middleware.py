@@ -162,6 +162,8 @@ def _count(ex: Exchange, runtime: Runtime | None, duration: float, overhead: flo
         # Counter.inc raises on a negative amount: an upstream's bad count must not fail the request.
         metrics.labelled(metrics.TOKENS, model, ex.key_name, "prompt").inc(max(0, ex.usage.prompt_tokens))
         metrics.labelled(metrics.TOKENS, model, ex.key_name, "completion").inc(max(0, ex.usage.completion_tokens))
+        if ex.usage.search_units > 0:
+            metrics.labelled(metrics.SEARCH_UNITS, model, ex.key_name).inc(ex.usage.search_units)
 
 
 def _log_line(ex: Exchange, method: str, duration: float, overhead: float) -> None:

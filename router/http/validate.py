@@ -25,6 +25,7 @@ INT64 = (-(2**63), 2**63 - 1)
 UINT64_MAX = 2**64 - 1
 MAX_STOP_SEQUENCES = 4  # OpenAI's own limit
 MAX_EMBEDDING_INPUTS = 2048  # OpenAI's own limit
+MAX_RERANK_DOCUMENTS = 10000  # Cohere's own limit, the largest of the rerank APIs
 # https image URLs per request: each may be fetched (Gemini), so this bounds what one request makes the gateway
 # download (x max_image_bytes); Gemini takes at most 20 MB of inline data per request anyway.
 MAX_IMAGE_URLS = 16
@@ -418,6 +419,28 @@ def transcription(fields: JSON) -> None:
                       "invalid_value")
 
 
+def rerank(body: JSON) -> None:
+    """The Cohere/Jina rerank request: a query, documents as strings or `{"text": ...}`."""
+    query = body.get("query")
+    if not isinstance(query, str) or not query:
+        raise bad("query", "Invalid 'query': expected a non-empty string.") if query is not None else \
+            bad("query", "Missing required parameter: 'query'.")
+    documents = body.get("documents")
+    if documents is None:
+        raise bad("documents", "Missing required parameter: 'documents'.")
+    if not isinstance(documents, list) or not documents or len(documents) > MAX_RERANK_DOCUMENTS:
+        raise bad("documents", f"Invalid 'documents': expected 1 to {MAX_RERANK_DOCUMENTS} documents.")
+    for i, document in enumerate(documents):
+        if not isinstance(document, str) and not (isinstance(document, dict) and isinstance(document.get("text"), str)):
+            raise bad(f"documents[{i}]", f"Invalid 'documents[{i}]': expected a string or an object with a "
+                                         "string 'text'.")
+    _number(body, "top_n", 1, MAX_RERANK_DOCUMENTS, integer=True)
+    _number(body, "max_chunks_per_doc", 1, MAX_RERANK_DOCUMENTS, integer=True)
+    _boolean(body, "return_documents")
+    if body.get("stream") not in (None, False):
+        raise bad("stream", "Reranking does not stream: leave 'stream' out.", "invalid_value")
+
+
 def _token(value: Any) -> int | None:
     """A token id (a whole decimal counts, as for every integer), or None."""
     if isinstance(value, float) and value.is_integer():
@@ -444,4 +467,5 @@ def _text_or_tokens(value: Any) -> Any:
 
 VALIDATORS: Mapping[Operation, Callable[[JSON], None]] = {
     Operation.COMPLETIONS: completions, Operation.EMBEDDINGS: embeddings, Operation.TRANSCRIPTION: transcription,
+    Operation.RERANK: rerank,
 }

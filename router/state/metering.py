@@ -32,6 +32,7 @@ class UsageRecord:
     error: bool
     estimated: bool = False
     batch: str = ""  # the write batch it was first sent in (set by the Redis meter; its dedup id)
+    search_units: int = 0  # what rerank upstreams that bill by search (Cohere) reported
 
     @property
     def total_tokens(self) -> int:
@@ -50,7 +51,7 @@ def today() -> str:
     return _day[1]
 
 
-COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors")
+COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors", "search_units")
 
 
 def checked(record: UsageRecord) -> UsageRecord:
@@ -78,7 +79,7 @@ def _clamp(value: object) -> int:
 
 def record_counts(record: UsageRecord) -> dict[str, int]:
     return {"requests": 1, "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens,
-            "total_tokens": record.total_tokens, "errors": int(record.error)}
+            "total_tokens": record.total_tokens, "errors": int(record.error), "search_units": record.search_units}
 
 
 class Meter(Protocol):

@@ -148,12 +148,16 @@ class RedisMeter:
         """One pipelined round trip for whole batches (each record carries its batch id):
         one call per batch and day/key/model, and the days' index; safe to repeat."""
         prefix = self.state.prefix
-        sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 6)
+        sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 7)
         pairs: dict[str, set[bytes]] = {}
         for r in batch:
             key = counters_key(prefix, r.date, r.key, r.model)
             total = sums[(key, r.batch or f"r{r.request_id}")]  # spooled before batch ids: per request
-            for n, value in enumerate((*record_counts(r).values(), int(r.estimated))):
+            counts = record_counts(r)
+            # In meter.lua's order: requests, prompt, completion, total tokens, errors, estimated, search units.
+            for n, value in enumerate((counts["requests"], counts["prompt_tokens"], counts["completion_tokens"],
+                                       counts["total_tokens"], counts["errors"], int(r.estimated),
+                                       counts["search_units"])):
                 total[n] += value
             pairs.setdefault(r.date, set()).add(orjson.dumps([r.key, r.model]))
         calls: list[tuple[list[str], list[Any]]] = [

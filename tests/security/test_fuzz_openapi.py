@@ -52,6 +52,7 @@ MODELS_BY_ROUTE = {
     "completions": ["Llama-3.1-70B-Instruct"],
     "embeddings": ["jina-embeddings-v2-base-de", "text-embedding-004"],
     "audio/transcriptions": ["whisper-large-v3"],
+    "rerank": ["bge-reranker-fuzz", "jina-reranker-fuzz"],
     "models/{model}": CHAT_MODELS,
 }
 VISION_MODELS = {"chat/completions": ["llava-v1.6-vicuna-13b"], "models/{model}": ["llava-v1.6-vicuna-13b"]}
@@ -70,6 +71,9 @@ class NoAnswerResolver(AbstractResolver):
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, schemathesis.BaseSchema]]:
     table = table_dict()
+    for kind, model in (("tei", "bge-reranker-fuzz"), ("jina", "jina-reranker-fuzz")):
+        table["providers"][f"fuzz-{kind}"] = {"kind": kind, "base_url": "http://placeholder", "api_key": "k"}
+        table["models"][model] = {"type": "rerank", "targets": [{"provider": f"fuzz-{kind}", "model": model}]}
     path = Path(tmp_path_factory.mktemp("fuzz")) / "routes.yaml"
     path.write_text(json.dumps(table))  # YAML is a superset of JSON: /admin/reload reads it back
     with Gateway(table, file=str(path)) as gw:

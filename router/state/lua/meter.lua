@@ -1,10 +1,11 @@
 -- Add one batch's usage for one day/key/model to its counters, once per batch: a batch
 -- retried after a lost reply, or replayed from the spool, finds its seen marker.
 -- KEYS: the counters hash, the batch's seen marker (same hash tag).
--- ARGV: seen TTL seconds, requests, prompt, completion, total tokens, errors, estimated.
+-- ARGV: seen TTL seconds, requests, prompt, completion, total tokens, errors, estimated, search units
+-- (search units may be left out by an older caller).
 -- Every count is a non-negative integer, checked before anything is written.
-for i = 1, 7 do
-  local v = tonumber(ARGV[i])
+for i = 1, 8 do
+  local v = tonumber(ARGV[i] or (i == 8 and '0') or nil)
   if v == nil or v ~= math.floor(v) or v < 0 or v > 1e15 or (i == 1 and v < 1) then
     return redis.error_reply('ERR llm-router argument: a count out of range')
   end
@@ -18,4 +19,5 @@ redis.call('HINCRBY', KEYS[1], 'completion_tokens', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'total_tokens', ARGV[5])
 redis.call('HINCRBY', KEYS[1], 'errors', ARGV[6])
 redis.call('HINCRBY', KEYS[1], 'estimated', ARGV[7])
+redis.call('HINCRBY', KEYS[1], 'search_units', ARGV[8] or 0)
 return 1
