@@ -6,6 +6,11 @@ drop), so one adapter reads a small frozen `Flavour` record. Bodies pass through
 unchanged apart from `model` (the upstream's name going out, the public id coming
 back) and `stream_options.include_usage` (always asked for, so usage is metered;
 the usage chunk is left out of the client's stream when the client did not ask).
+
+`reasoning_effort`, `response_format` and strict tools pass through: the upstream has them
+natively. Reasoning models (o-series, GPT-5 but not gpt-5-chat) refuse sampling parameters
+other than their defaults; those are a 400 naming the parameter here, before the call
+(`providers.model_rules`). `usage.completion_tokens_details.reasoning_tokens` is metered.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from providers.base import (
     UpstreamError,
     Usage,
     dumps,
+    invalid_param,
     retry_after_seconds,
 )
+from providers.model_rules import OPENAI_REASONING_REFUSED, is_openai_reasoning_model
 from providers.settings import ProviderSettings
 
 _PATHS = {
@@ -82,6 +89,8 @@ class OpenAIAdapter:
             return UpstreamCall(url, self._auth_headers, None, multipart=True,
                                 fields=(("model", upstream_model), *request.form))
         body = dict(request.body)
+        if request.operation is Operation.CHAT and is_openai_reasoning_model(upstream_model):
+            _refuse_reasoning_sampling(body)
         body["model"] = upstream_model
         if request.stream:
             options = body.get("stream_options")
@@ -178,6 +187,13 @@ class OpenAIStream:
         return []
 
 
+def _refuse_reasoning_sampling(body: Mapping[str, Any]) -> None:
+    for name, defaults in OPENAI_REASONING_REFUSED.items():
+        if name in body and body[name] not in defaults:
+            raise invalid_param(name, f"'{name}' is not supported by reasoning models; leave it out "
+                                      "(or name it in the model's drop_params)")
+
+
 def _load_object(body: bytes) -> JSON:
     try:
         data = orjson.loads(body)
@@ -195,7 +211,10 @@ def _usage(raw: Any) -> Usage:
     completion = raw.get("completion_tokens", 0)
     if not isinstance(prompt, int) or not isinstance(completion, int):
         return Usage(estimated=True)
-    return Usage(prompt, completion)
+    details = raw.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    reasoning = reasoning if isinstance(reasoning, int) and 0 <= reasoning <= completion else 0
+    return Usage(prompt, completion, reasoning_tokens=reasoning)
 
 
 def _transcription_usage(body: bytes) -> Usage:

@@ -134,3 +134,20 @@ def test_mid_stream_error_event_raises() -> None:
     with pytest.raises(UpstreamError) as caught:
         translator.feed(SSEEvent(None, b'{"error": {"message": "overloaded", "type": "server_error"}}'))
     assert caught.value.message == "overloaded"
+
+
+@pytest.mark.parametrize(("adapter", "sample"), [(OPENAI, "openai-chat-reasoning-effort.json"),
+                                                 (AZURE, "azure-openai-chat-reasoning.json")])
+def test_reasoning_tokens_are_metered(adapter: object, sample: str) -> None:
+    _, usage = adapter.from_upstream(chat(reasoning_effort="low"), sample_path(sample).read_bytes())  # type: ignore[attr-defined]
+    assert usage.reasoning_tokens == 192
+    assert usage.to_openai()["completion_tokens_details"] == {"reasoning_tokens": 192}
+
+
+def test_reasoning_effort_passes_through_and_refused_sampling_is_a_400_by_name() -> None:
+    body = orjson.loads(OPENAI.to_upstream(chat(reasoning_effort="high"), "o3").body or b"")
+    assert body["reasoning_effort"] == "high"
+    with pytest.raises(UpstreamError) as caught:
+        OPENAI.to_upstream(chat(reasoning_effort="high", temperature=0.2), "gpt-5-mini")
+    assert (caught.value.status, caught.value.param) == (400, "temperature")
+    assert OPENAI.to_upstream(chat(temperature=0.2), "gpt-5-chat-latest").body  # not a reasoning model
