@@ -26,6 +26,7 @@ class UsageRecord:
     completion_tokens: int
     error: bool
     estimated: bool = False
+    reasoning_tokens: int = 0  # of the completion tokens
 
     @property
     def total_tokens(self) -> int:
@@ -44,12 +45,13 @@ def today() -> str:
     return _day[1]
 
 
-COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors")
+COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors", "reasoning_tokens")
 
 
 def record_counts(record: UsageRecord) -> dict[str, int]:
     return {"requests": 1, "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens,
-            "total_tokens": record.total_tokens, "errors": int(record.error)}
+            "total_tokens": record.total_tokens, "errors": int(record.error),
+            "reasoning_tokens": record.reasoning_tokens}
 
 
 class Meter(Protocol):
