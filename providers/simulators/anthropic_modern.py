@@ -141,7 +141,8 @@ def _validate_thinking_blocks(messages: list[JSON], thinking: bool) -> None:
         return
     last, turn = messages[-1], messages[-2]
     results = isinstance(last.get("content"), list) and any(b.get("type") == "tool_result" for b in last["content"])
-    blocks = turn.get("content") if isinstance(turn.get("content"), list) else []
+    content = turn.get("content")
+    blocks: list[JSON] = content if isinstance(content, list) else []
     tool_turn = results and turn.get("role") == "assistant" and any(b.get("type") == "tool_use" for b in blocks)
     if tool_turn and blocks[0].get("type") not in ("thinking", "redacted_thinking"):
         raise ModernRejected(
