@@ -309,6 +309,12 @@ def _validate_block(block: Any, role: str, where: str) -> None:
                 _validate_block(part, "user", f"{where}.content.{k}")
         elif not isinstance(inner, str):
             raise Rejected(f"{where}.content: Input should be a valid string or list")
+    elif kind == "thinking" and role == "assistant":
+        if not isinstance(block.get("thinking"), str) or not isinstance(block.get("signature"), str):
+            raise Rejected(f"{where}: thinking blocks need thinking and signature")
+    elif kind == "redacted_thinking" and role == "assistant":
+        if not isinstance(block.get("data"), str):
+            raise Rejected(f"{where}.data: Field required")
     else:
         raise Rejected(f"{where}: Input tag {kind!r} found using 'type' is not allowed in a {role} message")
 

@@ -208,6 +208,13 @@ def _plain_answer(payload: JSON, model: str) -> Answer:
     if responses:
         summary = "; ".join(f"{r.get('name')} said {dumps(r.get('response')).decode()}" for r in responses)
         prompt = f"{prompt} {summary}".strip()
+        # A result that names a declared function again (say, "now ask get_weather for Berlin") makes
+        # the model call it again: an agent's second tool turn.
+        said = " ".join(dumps(r.get("response")).decode() for r in responses)
+        calls = _function_calls(payload.get("tools") or [], calling, said) if calling.get("mode") != "NONE" else []
+        if any(call["name"].lower() in said.lower() for call in calls):
+            answer.parts = [{"functionCall": call} for call in calls]
+            return answer
     elif "unsafe" in prompt.lower():
         answer.parts, answer.finish_reason = [{"text": " ".join(reply_text(prompt).split()[:3])}], "SAFETY"
         return answer
