@@ -56,8 +56,6 @@ What becomes of each OpenAI chat parameter (rejections are 400
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,6 +63,7 @@ from typing import Any
 
 import orjson
 
+from providers.anthropic_content import texts_of, user_blocks
 from providers.anthropic_reasoning import (
     Structured,
     Thinking,
@@ -91,13 +90,11 @@ from providers.base import (
     malformed_answer,
     turn_key,
 )
-from providers.images import parse_data_uri, sniff_image_type
 from providers.model_rules import claude_rules
 from providers.settings import ProviderSettings
 from providers.vertex_auth import credential_for
 
 DEFAULT_MAX_TOKENS = 4096
-IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _TOOL_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 
 # Parameters with no Anthropic equivalent that change nothing when left out, and the
@@ -401,10 +398,11 @@ def _to_anthropic_messages(
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
         if role in ("system", "developer"):
-            system.extend({"type": "text", "text": t} for t in _texts(message.get("content"), f"messages[{i}].content"))
+            texts = texts_of(message.get("content"), f"messages[{i}].content")
+            system.extend({"type": "text", "text": t} for t in texts)
             continue
         if role == "user":
-            turn_role, blocks = "user", _user_blocks(message.get("content"), request, inline_urls, i)
+            turn_role, blocks = "user", user_blocks(message.get("content"), request, inline_urls, i)
         elif role == "assistant":
             key = turn_key(message)
             state = request.carried.given.get(key) if key else None
@@ -423,79 +421,11 @@ def _to_anthropic_messages(
     return system, turns
 
 
-def _texts(content: Any, param: str) -> list[str]:
-    """The texts of a string or a list of text parts (empty ones left out: the API refuses them)."""
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [content] if content else []
-    if not isinstance(content, list):
-        raise invalid_param(param, "content must be a string or a list of parts")
-    texts: list[str] = []
-    for j, part in enumerate(content):
-        if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
-            raise invalid_param(f"{param}[{j}]", "only text parts are allowed here")
-        text = part.get("text") if part["type"] == "text" else part.get("refusal")
-        if text:
-            texts.append(str(text))
-    return texts
-
-
-def _user_blocks(content: Any, request: ApiRequest, inline_urls: bool, i: int) -> list[JSON]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
-    if not isinstance(content, list):
-        raise invalid_param(f"messages[{i}].content", "user content must be a string or a list of parts")
-    blocks: list[JSON] = []
-    for j, part in enumerate(content):
-        param = f"messages[{i}].content[{j}]"
-        part_type = part.get("type") if isinstance(part, dict) else None
-        if part_type == "text":
-            if part.get("text"):
-                blocks.append({"type": "text", "text": str(part["text"])})
-        elif part_type == "image_url":
-            blocks.append(_image_block(part.get("image_url"), request, inline_urls, param))
-        else:
-            raise invalid_param(param, f"content part type {part_type!r} is not supported by Anthropic models")
-    return blocks
-
-
-def _image_block(image_url: Any, request: ApiRequest, inline_urls: bool, param: str) -> JSON:
-    url = image_url.get("url") if isinstance(image_url, dict) else image_url
-    if not isinstance(url, str) or not url:
-        raise invalid_param(param, "image_url.url is required")
-    if url.startswith("data:"):
-        parsed = parse_data_uri(url)
-        if parsed is None:
-            raise invalid_param(param, "an image data URI must be data:<media type>;base64,<data>")
-        return _base64_image(*parsed, param)
-    inline = request.images.get(url)
-    if inline is not None:  # fetched by the router (SSRF-guarded) for a variant that cannot take URLs
-        return _base64_image(inline.media_type.lower(), inline.data_b64, param)
-    if not url.startswith("https://"):
-        raise invalid_param(param, "an image URL must be https")
-    if inline_urls:
-        raise invalid_param(param, "the image at this URL could not be fetched")
-    return {"type": "image", "source": {"type": "url", "url": url}}
-
-
-def _base64_image(media_type: str, data: str, param: str) -> JSON:
-    try:
-        image = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise invalid_param(param, "image data is not valid base64") from exc
-    # Anthropic refuses an image whose bytes are not of the declared type, where OpenAI
-    # looks at the bytes: so do we (clients label every image jpeg, or write image/jpg).
-    media_type = sniff_image_type(image) or media_type
-    if media_type not in IMAGE_MEDIA_TYPES:
-        raise invalid_param(param, f"image type {media_type!r} is not supported (jpeg, png, gif, webp)")
-    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
-
-
 def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[JSON]:
     if message.get("function_call"):
         raise invalid_param(f"messages[{i}].function_call", "function_call (legacy) is not supported; use tool_calls")
-    blocks: list[JSON] = [{"type": "text", "text": t} for t in _texts(message.get("content"), f"messages[{i}].content")]
+    texts = texts_of(message.get("content"), f"messages[{i}].content")
+    blocks: list[JSON] = [{"type": "text", "text": t} for t in texts]
     for j, call in enumerate(message.get("tool_calls") or []):
         param = f"messages[{i}].tool_calls[{j}]"
         function = call.get("function") if isinstance(call, dict) else None
@@ -522,7 +452,7 @@ def _tool_result_block(message: Mapping[str, Any], i: int) -> JSON:
     tool_call_id = message.get("tool_call_id")
     if not tool_call_id:
         raise invalid_param(f"messages[{i}].tool_call_id", "a tool message needs tool_call_id")
-    texts = _texts(message.get("content"), f"messages[{i}].content")
+    texts = texts_of(message.get("content"), f"messages[{i}].content")
     block: JSON = {"type": "tool_result", "tool_use_id": _tool_use_id(tool_call_id)}
     if texts:  # an empty result is no content at all (the API refuses empty text)
         block["content"] = "\n".join(texts)

@@ -82,6 +82,7 @@ from providers.base import (
     malformed_answer,
     turn_key,
 )
+from providers.gemini_content import text_parts, user_parts
 from providers.gemini_reasoning import call_state, sign_model_turn, state_of, thinking_config
 from providers.gemini_schema import clean_schema, is_empty_object, tool_choice_to_config, tools_to_declarations
 from providers.gemini_stream import (
@@ -91,7 +92,6 @@ from providers.gemini_stream import (
     estimate_tokens,
     response_to_openai,
 )
-from providers.images import parse_data_uri
 from providers.model_rules import GeminiRules, gemini_rules
 from providers.settings import ProviderSettings
 from providers.vertex_auth import credential_for
@@ -127,8 +127,6 @@ _NUMBERS = (
     ("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("n", "candidateCount"),
     ("seed", "seed"), ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"),
 )  # fmt: skip
-_AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
-_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
 
 
 def chat_to_gemini(body: JSON, images: Mapping[str, InlineImage], upstream_model: str = "",
@@ -197,9 +195,9 @@ def messages_to_contents(messages: Any, images: Mapping[str, InlineImage], given
         _append_turn(contents, "user", _in_call_order(results))
         results.clear()
         if role in ("system", "developer"):
-            system.extend(_text_parts(message.get("content"), f"{param}.content"))
+            system.extend(text_parts(message.get("content"), f"{param}.content"))
         elif role == "user":
-            _append_turn(contents, "user", _user_parts(message.get("content"), f"{param}.content", images))
+            _append_turn(contents, "user", user_parts(message.get("content"), f"{param}.content", images))
         elif role == "assistant":
             state = state_of(given or {}, turn_key(message))
             parts = _assistant_parts(message, param, calls, state)
@@ -228,70 +226,9 @@ def _append_turn(contents: list[JSON], role: str, parts: list[JSON]) -> None:
         contents.append({"role": role, "parts": parts})
 
 
-def _text_parts(content: Any, param: str) -> list[JSON]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    if isinstance(content, list):
-        parts = []
-        for j, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
-                raise invalid_param(f"{param}[{j}]", f"'{param}[{j}]' must be a text part here")
-            text = part.get("text", part.get("refusal"))
-            if not isinstance(text, str):
-                raise invalid_param(f"{param}[{j}]", f"'{param}[{j}]' has no text")
-            if text:
-                parts.append({"text": text})
-        return parts
-    raise invalid_param(param, f"'{param}' must be a string or a list of parts")
-
-
-def _user_parts(content: Any, param: str, images: Mapping[str, InlineImage]) -> list[JSON]:
-    if not isinstance(content, list):
-        return _text_parts(content, param)
-    parts: list[JSON] = []
-    for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "image_url":
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
-            parts.append(_image_part(url, f"{param}[{j}].image_url.url", images))
-        elif kind == "input_audio":
-            audio = part.get("input_audio") or {}
-            mime = _AUDIO_TYPES.get(str(audio.get("format")))
-            if mime is None or not isinstance(audio.get("data"), str):
-                raise invalid_param(f"{param}[{j}].input_audio",
-                                    "input_audio needs base64 'data' and format wav or mp3")
-            parts.append({"inlineData": {"mimeType": mime, "data": audio["data"]}})
-        elif kind == "text" and isinstance(part.get("text"), str):
-            if part["text"]:
-                parts.append({"text": part["text"]})
-        else:
-            raise invalid_param(f"{param}[{j}]", f"content part type {kind!r} is not supported for Gemini models")
-    return parts
-
-
-def _image_part(url: Any, param: str, images: Mapping[str, InlineImage]) -> JSON:
-    if not isinstance(url, str):
-        raise invalid_param(param, f"'{param}' must be a string")
-    parsed = parse_data_uri(url)
-    if parsed:
-        mime_type, data = parsed
-    elif url.startswith("data:"):
-        raise invalid_param(param, f"'{param}' is a data URI but not data:<media type>;base64,<data>")
-    elif url in images:
-        mime_type, data = images[url].media_type, images[url].data_b64
-    else:
-        raise invalid_param(param, f"'{param}' must be an https URL the gateway can fetch, or a base64 data URI")
-    if mime_type not in _IMAGE_TYPES:  # Gemini would refuse it; say so before the round trip
-        raise invalid_param(param, f"'{param}' is {mime_type}; Gemini takes {', '.join(sorted(_IMAGE_TYPES))}")
-    return {"inlineData": {"mimeType": mime_type, "data": data}}
-
-
 def _assistant_parts(message: JSON, param: str, calls: dict[str, tuple[str, int, JSON]],
                      state: JSON | None) -> list[JSON]:
-    parts = _text_parts(message.get("content"), f"{param}.content")
+    parts = text_parts(message.get("content"), f"{param}.content")
     tool_calls = message.get("tool_calls") or []
     if not isinstance(tool_calls, list):
         raise invalid_param(f"{param}.tool_calls", f"'{param}.tool_calls' must be a list")
