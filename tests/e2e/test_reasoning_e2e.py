@@ -6,6 +6,7 @@ drop_params, and a forged tool-call id from another key."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import yaml
 from pydantic import BaseModel
 
 from tests.harness import Gateway
+from tests.state.helpers import SHARED_REDIS, delete_prefix, new_prefix
 
 ROUTES = Path(__file__).resolve().parents[2] / "routes.yaml"
 KEY = "sk-reasoning-test-a"
@@ -180,3 +182,31 @@ def test_penalties_to_gemini_2_5_are_named_or_dropped(gw: Gateway) -> None:
     raw = gw.client(KEY).chat.completions.with_raw_response.create(
         model="gemini-1.5-flash", presence_penalty=0.5, messages=[{"role": "user", "content": "Hi"}])
     assert raw.headers["x-llm-router-dropped-params"] == "presence_penalty"
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    value = new_prefix()
+    yield value
+    delete_prefix(SHARED_REDIS, value)
+
+
+def test_with_redis_the_state_is_shared_by_replicas(prefix: str) -> None:
+    """Two gateways sharing one Redis: the second turn of a Claude tool loop with thinking is
+    served by the other replica, which finds the thinking blocks there."""
+    table = yaml.safe_load(ROUTES.read_text(encoding="utf-8"))
+    table["state"] = {"redis_url": SHARED_REDIS, "key_prefix": prefix}
+    table["keys"] = [{"name": "reasoning-a", "key": KEY, "models": ["*"]}]
+    with Gateway(copy.deepcopy(table), str(ROUTES)) as one, Gateway(copy.deepcopy(table), str(ROUTES)) as two:
+        question = {"role": "user", "content": "What is the weather in Paris?"}
+        first = one.client(KEY).chat.completions.create(model="claude-sonnet-4-5", messages=[question],
+                                                        tools=[WEATHER], reasoning_effort="low")
+        [call] = first.choices[0].message.tool_calls or []
+        replay = [question, {"role": "assistant", "content": first.choices[0].message.content,
+                             "tool_calls": [call.model_dump(exclude_none=True)]},
+                  {"role": "tool", "tool_call_id": call.id, "content": "21 degrees"}]
+        second = two.client(KEY).chat.completions.create(model="claude-sonnet-4-5", messages=replay,
+                                                         tools=[WEATHER], reasoning_effort="low")
+        assert reasoning_of(second.choices[0].message)
+        sent = two.sim("anthropic").received[-1].json()
+        assert sent["messages"][1]["content"][0]["type"] == "thinking"
