@@ -93,8 +93,16 @@ def tool_loop(gw: Gateway, key: str, model: str, stream: bool = False) -> list[A
     answers = []
     results = ['{"temp_c": 21, "next": "call get_weather for Berlin too"}', '{"temp_c": 17}', None]
     for result in results:
-        completion = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER],
-                                                    reasoning_effort="low")
+        if stream:  # the SDK's stream helper puts the deltas together as it would for the client
+            with client.chat.completions.stream(model=model, messages=messages, tools=[WEATHER],
+                                                reasoning_effort="low") as events:
+                reasoning = "".join(str((e.chunk.choices[0].delta.model_extra or {}).get("reasoning_content") or "")
+                                    for e in events if e.type == "chunk" and e.chunk.choices)
+                completion = events.get_final_completion()
+            assert reasoning
+        else:
+            completion = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER],
+                                                        reasoning_effort="low")
         message = completion.choices[0].message
         answers.append(message)
         if not message.tool_calls or result is None:
@@ -103,6 +111,12 @@ def tool_loop(gw: Gateway, key: str, model: str, stream: bool = False) -> list[A
                          "tool_calls": [call.model_dump(exclude_none=True) for call in message.tool_calls]})
         messages += [{"role": "tool", "tool_call_id": call.id, "content": result} for call in message.tool_calls]
     return answers
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "claude-sonnet-4-5-US", "gemini-3-pro", "gemini-3-flash-EU"])
+def test_a_streamed_tool_loop_with_thinking(gw: Gateway, model: str) -> None:
+    answers = tool_loop(gw, KEY, model, stream=True)
+    assert [bool(a.tool_calls) for a in answers] == [True, True, False] and answers[-1].content
 
 
 @pytest.mark.parametrize("model", TOOL_LOOP_MODELS)
