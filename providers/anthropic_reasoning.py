@@ -173,9 +173,10 @@ def answer_tool_fields(structured: Structured, tools: list[JSON], choice: JSON |
 # --- thinking blocks across turns ----------------------------------------------------
 
 
-def thinking_state(blocks: list[JSON]) -> JSON | None:
-    """The turn's opaque state: its thinking and redacted-thinking blocks and their places."""
-    kept = [{"at": i, "block": b} for i, b in enumerate(blocks) if b.get("type") in ("thinking", "redacted_thinking")]
+def thinking_state(blocks: Mapping[int, JSON]) -> JSON | None:
+    """The turn's opaque state: its thinking and redacted-thinking blocks, by their places."""
+    kept = [{"at": i, "block": b} for i, b in sorted(blocks.items())
+            if b.get("type") in ("thinking", "redacted_thinking")]
     return {"protocol": PROTOCOL, "thinking": kept} if kept else None
 
 

@@ -19,6 +19,7 @@ import orjson
 from providers.anthropic_reasoning import structured_tool_name, thinking_state
 from providers.base import (
     JSON,
+    SHAPE_ERRORS,
     ApiRequest,
     CarriedState,
     SSEEvent,
@@ -54,6 +55,8 @@ ERROR_TYPES: dict[str, tuple[str, int]] = {
     "overloaded_error": ("server_error", 529),
 }
 
+# The most thinking and answer text kept for the next turn (a store entry is at most 1 MiB anyway).
+MAX_KEPT_CHARS = 1 << 20
 _CONTEXT_WINDOW_MARKERS = ("prompt is too long", "exceed context limit", "context window")
 _MAX_ERROR_TEXT = 300
 
@@ -143,6 +146,8 @@ class AnthropicStreamTranslator:
         self._thinking: dict[int, JSON] = {}
         self._first_call_id: str | None = None
         self._texts: list[str] = []
+        self._kept_chars = 0  # what the two above hold: past MAX_KEPT_CHARS the turn's state is given up
+        self._gave_up = False
         # response_format json_schema: this tool's input is streamed as content.
         self._structured_name = structured_name
         self._content_json_blocks: set[int] = set()
@@ -159,7 +164,12 @@ class AnthropicStreamTranslator:
             raise UpstreamError(502, "anthropic: stream event is not JSON", type="server_error") from exc
         if not isinstance(data, dict):
             raise UpstreamError(502, "anthropic: stream event is not a JSON object", type="server_error")
-        kind = data.get("type") or event.event
+        try:
+            return self._event(data.get("type") or event.event, data)
+        except SHAPE_ERRORS:  # an event of the protocol's name but not of its shape
+            raise UpstreamError(502, "anthropic: stream event of an unexpected shape", type="server_error") from None
+
+    def _event(self, kind: Any, data: JSON) -> list[bytes]:
         if kind == "message_start":
             return self._message_start(data.get("message") or {})
         if kind == "content_block_start":
@@ -193,7 +203,8 @@ class AnthropicStreamTranslator:
         if block.get("type") == "text" and block.get("text"):
             return self._text(str(block["text"]))
         if block.get("type") in ("thinking", "redacted_thinking"):
-            self._thinking[index] = dict(block)
+            if self._keeping(len(str(block.get("thinking") or block.get("data") or ""))):
+                self._thinking[index] = dict(block)
             return self._reasoning(str(block.get("thinking") or ""))
         if block.get("type") != "tool_use":
             return []  # server-tool blocks have no OpenAI counterpart
@@ -220,7 +231,8 @@ class AnthropicStreamTranslator:
             return self._text(str(delta.get("text") or ""))
         if delta_type == "thinking_delta" and index in self._thinking:
             text = str(delta.get("thinking") or "")
-            self._thinking[index]["thinking"] = str(self._thinking[index].get("thinking") or "") + text
+            if self._keeping(len(text)):
+                self._thinking[index]["thinking"] = str(self._thinking[index].get("thinking") or "") + text
             return self._reasoning(text)
         if delta_type == "signature_delta" and index in self._thinking:
             self._thinking[index]["signature"] = str(self._thinking[index].get("signature") or "") + str(
@@ -259,9 +271,18 @@ class AnthropicStreamTranslator:
         if not text:
             return []
         self.state.completion_chars += len(text)
-        if self._thinking:
+        if self._thinking and self._keeping(len(text)):  # the text identifies the turn
             self._texts.append(text)
         return [self._chunk({"content": text})]
+
+    def _keeping(self, more: int) -> bool:
+        """Whether the turn's state is still kept (a bound on what this translator holds)."""
+        self._kept_chars += more
+        if self._kept_chars > MAX_KEPT_CHARS:
+            self._gave_up = True
+            self._thinking.clear()
+            self._texts.clear()
+        return not self._gave_up
 
     def _reasoning(self, text: str) -> list[bytes]:
         if not text:
@@ -271,7 +292,7 @@ class AnthropicStreamTranslator:
 
     def _keep_thinking(self) -> None:
         """Hand the turn's thinking blocks to the router, by the key the client's copy will have."""
-        state = thinking_state([self._thinking.get(i, {}) for i in range(max(self._thinking, default=-1) + 1)])
+        state = thinking_state(self._thinking)
         if self._carried is None or state is None:
             return
         message: JSON = {"content": "".join(self._texts)}
@@ -335,7 +356,7 @@ def from_anthropic_response(request: ApiRequest, body: bytes) -> tuple[JSON, Usa
         raise UpstreamError(502, "anthropic: response is not a message", type="server_error")
     structured_name = structured_tool_name(request.body)
     out_message, reasoning = _message_of(message["content"], structured_name)
-    state = thinking_state([b if isinstance(b, dict) else {} for b in message["content"]])
+    state = thinking_state({i: b for i, b in enumerate(message["content"]) if isinstance(b, dict)})
     key = turn_key(out_message)
     if state is not None and key:
         request.carried.seen[key] = state

@@ -36,6 +36,7 @@ PROTOCOL = "gemini"
 BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
 PRO_BUDGET_HIGH = 32768
 DUMMY_SIGNATURE = "skip_thought_signature_validator"
+MAX_KEPT_CHARS = 1 << 20  # the most answer text a recorder holds; past it the turn's state is given up
 
 
 def thinking_config(body: Mapping[str, Any], rules: GeminiRules) -> JSON | None:
@@ -81,6 +82,7 @@ class TurnRecorder:
         self.text_signature: str | None = None
         self.first_call_id: str | None = None
         self.texts: list[str] = []
+        self.kept_chars = 0
 
     def call(self, call_id: str, part: Mapping[str, Any]) -> None:
         if self.first_call_id is None:
@@ -95,12 +97,15 @@ class TurnRecorder:
             self.calls[call_id] = kept
 
     def text(self, part: Mapping[str, Any]) -> None:
-        self.texts.append(str(part.get("text") or ""))
+        text = str(part.get("text") or "")
+        self.kept_chars += len(text)
+        if self.kept_chars <= MAX_KEPT_CHARS:
+            self.texts.append(text)
         if isinstance(part.get("thoughtSignature"), str) and self.text_signature is None:
             self.text_signature = part["thoughtSignature"]
 
     def state(self) -> JSON | None:
-        if not self.calls and self.text_signature is None:
+        if (not self.calls and self.text_signature is None) or self.kept_chars > MAX_KEPT_CHARS:
             return None
         out: JSON = {"protocol": PROTOCOL, "calls": self.calls}
         if self.text_signature is not None:

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from providers.anthropic import to_anthropic_request
-from providers.anthropic_stream import AnthropicStreamTranslator, from_anthropic_response
-from providers.base import ApiRequest, CarriedState, Operation, StreamState, UpstreamError, turn_key
+from providers.anthropic_stream import MAX_KEPT_CHARS, AnthropicStreamTranslator, from_anthropic_response
+from providers.base import ApiRequest, CarriedState, Operation, SSEEvent, StreamState, UpstreamError, turn_key
 from tests.conftest import SAMPLES
 from tests.streams import translate_stream
 
@@ -184,3 +184,21 @@ def test_json_object_is_a_free_form_answer_tool() -> None:
     out = to_anthropic_request(request(body), "claude-sonnet-4-5")
     assert out["tools"][0]["input_schema"] == {"type": "object"}
     assert out["tool_choice"] == {"type": "tool", "name": "json_object"}
+
+
+def test_a_huge_thinking_turn_is_streamed_but_not_kept() -> None:
+    carried = CarriedState()
+    translator = AnthropicStreamTranslator(StreamState(public_model="m", include_usage=False), None, carried)
+    events = [
+        {"type": "message_start", "message": {"usage": {"input_tokens": 3}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
+        *[{"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "x" * 65536}}
+          for _ in range(MAX_KEPT_CHARS // 65536 + 2)],
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "s"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1, "content_block": {"type": "thinking", "thinking": "more"}},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 4}},
+    ]
+    out = [c for e in events for c in translator.feed(SSEEvent(e["type"], orjson.dumps(e)))]
+    assert sum(len(orjson.loads(c)["choices"][0]["delta"].get("reasoning_content") or "") for c in out) > MAX_KEPT_CHARS
+    assert carried.seen == {}
