@@ -33,7 +33,7 @@ What becomes of each OpenAI chat parameter (rejections are 400
 | `stream`                        | `stream`                                                           |
 | `stream_options`                | dropped (include_usage is the router's, honoured by the translator)|
 | `tools` (function)              | `tools[{name, description, input_schema}]`; other tool types: 400  |
-| `tools[].function.strict`       | dropped (Anthropic follows the schema without a strict mode flag)  |
+| `tools[].function.strict`       | see `providers.anthropic_reasoning`                                |
 | `tool_choice`                   | auto/none/required/named -> `{type: auto/none/any/tool}`; required |
 |                                 | or named without `tools`: 400                                      |
 | no `tools`, but `tool_calls` or | the tools the history called (name, object schema) with            |
@@ -44,13 +44,11 @@ What becomes of each OpenAI chat parameter (rejections are 400
 | `logprobs`, `top_logprobs`      | false / 0: dropped; otherwise 400                                  |
 | `frequency_penalty`, `presence_penalty` | 0: dropped; otherwise 400                                  |
 | `logit_bias`                    | empty: dropped; otherwise 400                                      |
-| `response_format`               | `text`: dropped; `json_schema`: one forced tool whose input is the |
-|                                 | answer, returned as `content` with finish_reason stop (Anthropic's |
-|                                 | JSON recipe: schema-shaped, not grammar-enforced like OpenAI's     |
-|                                 | `strict`); with `tools` too, or `json_object`: 400                 |
+| `response_format`, `reasoning_effort` | see `providers.anthropic_reasoning` (per model)              |
+| `temperature` + `top_p`         | Claude 4.5+ and Opus 4.1: 400 naming top_p (unless drop_params)    |
 | `service_tier`, `store`, `metadata`, `prompt_cache_key`, `prediction` | dropped: OpenAI-side bookkeeping |
 | `modalities`                    | `["text"]`: dropped; otherwise 400                                 |
-| `audio`, `reasoning_effort`, `verbosity`, `web_search_options`, `functions`, `function_call` | 400 |
+| `audio`, `verbosity`, `web_search_options`, `functions`, `function_call` | 400 |
 | `top_k` (not OpenAI; Anthropic's own) | `top_k`                                                      |
 | anything else                   | 400 naming it (never silently dropped)                             |
 | any parameter set to `null`     | as if absent (OpenAI's meaning of null)                            |
@@ -58,8 +56,6 @@ What becomes of each OpenAI chat parameter (rejections are 400
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,13 +63,20 @@ from typing import Any
 
 import orjson
 
-from providers.anthropic_stream import (
-    AnthropicStreamTranslator,
-    from_anthropic_response,
-    parse_anthropic_error,
-    structured_output_name,
-    structured_output_tool,
+from providers.anthropic_content import texts_of, user_blocks
+from providers.anthropic_reasoning import (
+    Structured,
+    Thinking,
+    answer_tool_fields,
+    check_sampling,
+    continues_tool_use_without_thinking,
+    fit_budget,
+    structured_for,
+    structured_tool_name,
+    thinking_for,
+    with_thinking,
 )
+from providers.anthropic_stream import AnthropicStreamTranslator, from_anthropic_response, parse_anthropic_error
 from providers.base import (
     JSON,
     SHAPE_ERRORS,
@@ -85,13 +88,13 @@ from providers.base import (
     dumps,
     invalid_param,
     malformed_answer,
+    turn_key,
 )
-from providers.images import parse_data_uri, sniff_image_type
+from providers.model_rules import claude_rules
 from providers.settings import ProviderSettings
 from providers.vertex_auth import credential_for
 
 DEFAULT_MAX_TOKENS = 4096
-IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _TOOL_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 
 # Parameters with no Anthropic equivalent that change nothing when left out, and the
@@ -130,6 +133,7 @@ TRANSLATED = frozenset(
         "tool_choice",
         "top_k",
         "response_format",
+        "reasoning_effort",
     }
 )
 
@@ -196,7 +200,7 @@ class AnthropicAdapter:
 
     def stream_translator(self, request: ApiRequest) -> AnthropicStreamTranslator:
         state = StreamState(request.public_model, request.include_usage)
-        return AnthropicStreamTranslator(state, structured_output_name(request.body))
+        return AnthropicStreamTranslator(state, structured_tool_name(request.body), request.carried)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return parse_anthropic_error(status, headers, body)
@@ -218,37 +222,68 @@ ADAPTERS = {
 
 def to_anthropic_request(request: ApiRequest, upstream_model: str, variant: AnthropicVariant = ANTHROPIC) -> JSON:
     body = request.body
+    rules = claude_rules(upstream_model)
     _reject_untranslatable(body)
     system, messages = _to_anthropic_messages(body.get("messages") or [], request, variant.inlines_image_urls)
+    if rules.no_prefill and messages and messages[-1]["role"] == "assistant":
+        raise invalid_param("messages", "this Claude model does not take a last assistant message (prefill)")
+    thinking = thinking_for(body, rules)
+    if thinking is not None and thinking.manual and continues_tool_use_without_thinking(messages):
+        thinking = None  # the turn's thinking blocks are gone: Claude takes the tool turn only with thinking off
+    max_tokens = _max_tokens(body, request.max_output_length)
+    if thinking is not None:
+        thinking, max_tokens = fit_budget(thinking, max_tokens, request.max_output_length)
     out: JSON = {}
     if variant.model_in_body:
         out["model"] = upstream_model
     if variant.version_in_body:
         out["anthropic_version"] = variant.version_in_body
-    out["max_tokens"] = _max_tokens(body, request.max_output_length)
+    out["max_tokens"] = max_tokens
     out["messages"] = messages
+    sampling = _sampling(body)
+    check_sampling(sampling, rules, thinking)
+    out.update(sampling)
+    native = rules.structured_outputs_vertex if variant.bearer_auth else rules.structured_outputs
+    structured = structured_for(body, native)
+    fields, ask = _tool_fields(body, messages, structured, thinking, native)
+    out.update(fields)
+    if ask:
+        system.append({"type": "text", "text": ask})
     if system:
         out["system"] = system
-    out.update(_sampling(body))
-    out.update(_tool_fields(body, messages))
+    out.update(_reasoning_fields(thinking, structured))
     if body.get("stream"):
         out["stream"] = True
     return out
 
 
-def _tool_fields(body: Mapping[str, Any], messages: list[JSON]) -> JSON:
-    """`tools` and `tool_choice`: the client's tools, the structured-output tool, or the
-    tools the history called when the request offers none."""
-    structured = structured_output_tool(body)
-    tools = _tools(body.get("tools"))
-    if structured and tools:
-        raise invalid_param("response_format",
-                            "response_format json_schema cannot be combined with tools on Anthropic models")
-    if structured:
-        return {"tools": [structured], "tool_choice": {"type": "tool", "name": structured["name"]}}
+def _reasoning_fields(thinking: Thinking | None, structured: Structured) -> JSON:
+    out: JSON = {}
+    output_config: JSON = {}
+    if thinking is not None:
+        out["thinking"] = thinking.config
+        if thinking.effort:
+            output_config["effort"] = thinking.effort
+    if structured.output_format is not None:
+        output_config["format"] = structured.output_format
+    if output_config:
+        out["output_config"] = output_config
+    return out
+
+
+def _tool_fields(body: Mapping[str, Any], messages: list[JSON], structured: Structured,
+                 thinking: Thinking | None, strict_tools: bool) -> tuple[JSON, str | None]:
+    """(`tools` and `tool_choice`, a line for the system prompt): the client's tools, the
+    answer tool of `response_format`, or the tools the history called when none are offered."""
+    tools = _tools(body.get("tools"), strict_tools)
+    choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls")) if tools else None
+    if structured.tool is not None:
+        return answer_tool_fields(structured, tools, choice, thinking)
     if tools:
-        choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
-        return {"tools": tools, "tool_choice": choice} if choice else {"tools": tools}
+        if thinking is not None and thinking.manual and choice and choice["type"] in ("any", "tool"):
+            raise invalid_param("tool_choice", "with reasoning_effort, this Claude model takes tool_choice "
+                                               "auto or none only")
+        return ({"tools": tools, "tool_choice": choice} if choice else {"tools": tools}), None
     if body.get("tool_choice") not in (None, "none", "auto"):
         raise invalid_param("tool_choice", "tool_choice needs tools")
     called = _tools_called_in(messages)
@@ -256,8 +291,8 @@ def _tool_fields(body: Mapping[str, Any], messages: list[JSON]) -> JSON:
         # The API refuses tool_use/tool_result blocks in a request that defines no tools
         # (OpenAI accepts them, and clients often leave tools out of the follow-up call):
         # declare the tools the history called, and let none be called, as none was offered.
-        return {"tools": called, "tool_choice": {"type": "none"}}
-    return {}
+        return {"tools": called, "tool_choice": {"type": "none"}}, None
+    return {}, None
 
 
 def _tools_called_in(messages: list[JSON]) -> list[JSON]:
@@ -316,7 +351,7 @@ def _sampling(body: Mapping[str, Any]) -> JSON:
     return out
 
 
-def _tools(tools: Any) -> list[JSON]:
+def _tools(tools: Any, strict_tools: bool) -> list[JSON]:
     if not tools:
         return []
     out: list[JSON] = []
@@ -330,6 +365,8 @@ def _tools(tools: Any) -> list[JSON]:
         if function.get("description"):
             spec["description"] = function["description"]
         spec["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+        if strict_tools and function.get("strict") is True:
+            spec["strict"] = True  # grammar-enforced input, as OpenAI's strict
         out.append(spec)
     return out
 
@@ -361,12 +398,15 @@ def _to_anthropic_messages(
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
         if role in ("system", "developer"):
-            system.extend({"type": "text", "text": t} for t in _texts(message.get("content"), f"messages[{i}].content"))
+            texts = texts_of(message.get("content"), f"messages[{i}].content")
+            system.extend({"type": "text", "text": t} for t in texts)
             continue
         if role == "user":
-            turn_role, blocks = "user", _user_blocks(message.get("content"), request, inline_urls, i)
+            turn_role, blocks = "user", user_blocks(message.get("content"), request, inline_urls, i)
         elif role == "assistant":
-            turn_role, blocks = "assistant", _assistant_blocks(message, i)
+            key = turn_key(message)
+            state = request.carried.given.get(key) if key else None
+            turn_role, blocks = "assistant", with_thinking(_assistant_blocks(message, i), state)
         elif role == "tool":
             turn_role, blocks = "user", [_tool_result_block(message, i)]
         else:
@@ -381,79 +421,11 @@ def _to_anthropic_messages(
     return system, turns
 
 
-def _texts(content: Any, param: str) -> list[str]:
-    """The texts of a string or a list of text parts (empty ones left out: the API refuses them)."""
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [content] if content else []
-    if not isinstance(content, list):
-        raise invalid_param(param, "content must be a string or a list of parts")
-    texts: list[str] = []
-    for j, part in enumerate(content):
-        if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
-            raise invalid_param(f"{param}[{j}]", "only text parts are allowed here")
-        text = part.get("text") if part["type"] == "text" else part.get("refusal")
-        if text:
-            texts.append(str(text))
-    return texts
-
-
-def _user_blocks(content: Any, request: ApiRequest, inline_urls: bool, i: int) -> list[JSON]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
-    if not isinstance(content, list):
-        raise invalid_param(f"messages[{i}].content", "user content must be a string or a list of parts")
-    blocks: list[JSON] = []
-    for j, part in enumerate(content):
-        param = f"messages[{i}].content[{j}]"
-        part_type = part.get("type") if isinstance(part, dict) else None
-        if part_type == "text":
-            if part.get("text"):
-                blocks.append({"type": "text", "text": str(part["text"])})
-        elif part_type == "image_url":
-            blocks.append(_image_block(part.get("image_url"), request, inline_urls, param))
-        else:
-            raise invalid_param(param, f"content part type {part_type!r} is not supported by Anthropic models")
-    return blocks
-
-
-def _image_block(image_url: Any, request: ApiRequest, inline_urls: bool, param: str) -> JSON:
-    url = image_url.get("url") if isinstance(image_url, dict) else image_url
-    if not isinstance(url, str) or not url:
-        raise invalid_param(param, "image_url.url is required")
-    if url.startswith("data:"):
-        parsed = parse_data_uri(url)
-        if parsed is None:
-            raise invalid_param(param, "an image data URI must be data:<media type>;base64,<data>")
-        return _base64_image(*parsed, param)
-    inline = request.images.get(url)
-    if inline is not None:  # fetched by the router (SSRF-guarded) for a variant that cannot take URLs
-        return _base64_image(inline.media_type.lower(), inline.data_b64, param)
-    if not url.startswith("https://"):
-        raise invalid_param(param, "an image URL must be https")
-    if inline_urls:
-        raise invalid_param(param, "the image at this URL could not be fetched")
-    return {"type": "image", "source": {"type": "url", "url": url}}
-
-
-def _base64_image(media_type: str, data: str, param: str) -> JSON:
-    try:
-        image = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise invalid_param(param, "image data is not valid base64") from exc
-    # Anthropic refuses an image whose bytes are not of the declared type, where OpenAI
-    # looks at the bytes: so do we (clients label every image jpeg, or write image/jpg).
-    media_type = sniff_image_type(image) or media_type
-    if media_type not in IMAGE_MEDIA_TYPES:
-        raise invalid_param(param, f"image type {media_type!r} is not supported (jpeg, png, gif, webp)")
-    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
-
-
 def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[JSON]:
     if message.get("function_call"):
         raise invalid_param(f"messages[{i}].function_call", "function_call (legacy) is not supported; use tool_calls")
-    blocks: list[JSON] = [{"type": "text", "text": t} for t in _texts(message.get("content"), f"messages[{i}].content")]
+    texts = texts_of(message.get("content"), f"messages[{i}].content")
+    blocks: list[JSON] = [{"type": "text", "text": t} for t in texts]
     for j, call in enumerate(message.get("tool_calls") or []):
         param = f"messages[{i}].tool_calls[{j}]"
         function = call.get("function") if isinstance(call, dict) else None
@@ -480,7 +452,7 @@ def _tool_result_block(message: Mapping[str, Any], i: int) -> JSON:
     tool_call_id = message.get("tool_call_id")
     if not tool_call_id:
         raise invalid_param(f"messages[{i}].tool_call_id", "a tool message needs tool_call_id")
-    texts = _texts(message.get("content"), f"messages[{i}].content")
+    texts = texts_of(message.get("content"), f"messages[{i}].content")
     block: JSON = {"type": "tool_result", "tool_use_id": _tool_use_id(tool_call_id)}
     if texts:  # an empty result is no content at all (the API refuses empty text)
         block["content"] = "\n".join(texts)

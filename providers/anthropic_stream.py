@@ -9,6 +9,7 @@ expect, not by Anthropic's content block index (a text block usually comes first
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Mapping
@@ -16,16 +17,20 @@ from typing import Any
 
 import orjson
 
+from providers.anthropic_reasoning import structured_tool_name, thinking_state
 from providers.base import (
     JSON,
+    SHAPE_ERRORS,
     ApiRequest,
+    CarriedState,
     SSEEvent,
     StreamState,
     UpstreamError,
     Usage,
     dumps,
-    invalid_param,
+    malformed_answer,
     retry_after_seconds,
+    turn_key,
 )
 from providers.untrusted import OutOfRange, error_message, index, plain_token, token_count, usage_or_missing
 
@@ -53,6 +58,8 @@ ERROR_TYPES: dict[str, tuple[str, int]] = {
     "overloaded_error": ("server_error", 529),
 }
 
+# The most thinking and answer text kept for the next turn (a store entry is at most 1 MiB anyway).
+MAX_KEPT_CHARS = 1 << 20
 _CONTEXT_WINDOW_MARKERS = ("prompt is too long", "exceed context limit", "context window")
 
 
@@ -62,36 +69,17 @@ def anthropic_stop_reason_to_finish_reason(stop_reason: str | None, structured: 
     return STOP_REASON_TO_FINISH_REASON.get(stop_reason or "end_turn", "stop")
 
 
-def structured_output_tool(body: Mapping[str, Any]) -> JSON | None:
-    """`response_format: json_schema` as the one tool Claude is made to call: its input
-    is the answer, handed back as `message.content` (Anthropic's own recipe for JSON)."""
-    response_format = body.get("response_format")
-    if response_format is None or response_format == {"type": "text"}:
-        return None
-    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
-        raise invalid_param("response_format",
-                            "response_format json_object is not supported by Anthropic models; use json_schema")
-    spec = response_format.get("json_schema")
-    spec = spec if isinstance(spec, dict) else {}
-    schema = spec.get("schema") or {"type": "object", "properties": {}}
-    if not spec.get("name") or not isinstance(schema, dict) or schema.get("type") != "object":
-        raise invalid_param("response_format", "response_format json_schema needs a name and an object schema")
-    tool: JSON = {"name": spec["name"], "input_schema": schema}
-    if spec.get("description"):
-        tool["description"] = spec["description"]
-    return tool
-
-
-def structured_output_name(body: Mapping[str, Any]) -> str | None:
-    tool = structured_output_tool(body)
-    return str(tool["name"]) if tool else None
-
-
-def anthropic_usage_to_usage(usage: Any) -> Usage:
+def anthropic_usage_to_usage(usage: Any, reasoning_chars: int = 0) -> Usage:
     """Input includes the cached parts: Anthropic counts them apart, OpenAI does not.
-    Absent or out of range: `Usage(estimated=True)`, and the router counts instead."""
-    return usage_or_missing(usage, ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"),
-                            ("output_tokens",), "input_tokens")
+    Absent or out of range: `Usage(estimated=True)`, and the router counts instead.
+    Claude counts thinking in output_tokens without a separate figure: the reasoning
+    tokens are estimated from the thinking text (about 4 characters a token), at most
+    all the output tokens."""
+    counted = usage_or_missing(usage, ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"),
+                               ("output_tokens",), "input_tokens")
+    if counted.estimated:
+        return counted
+    return dataclasses.replace(counted, reasoning_tokens=min(counted.completion_tokens, (reasoning_chars + 3) // 4))
 
 
 def cached_tokens(usage: Any) -> int:
@@ -156,8 +144,17 @@ def parse_anthropic_error(status: int, headers: Mapping[str, str], body: bytes) 
 class AnthropicStreamTranslator:
     """Anthropic stream events -> OpenAI `chat.completion.chunk` payloads."""
 
-    def __init__(self, state: StreamState, structured_name: str | None = None) -> None:
+    def __init__(self, state: StreamState, structured_name: str | None = None,
+                 carried: CarriedState | None = None) -> None:
         self.state = state
+        self._carried = carried
+        # Thinking blocks by content index, whole, for the next turn (see anthropic_reasoning),
+        # and, once one was seen, what identifies the turn: its first tool-call id or its text.
+        self._thinking: dict[int, JSON] = {}
+        self._first_call_id: str | None = None
+        self._texts: list[str] = []
+        self._kept_chars = 0  # what the two above hold: past MAX_KEPT_CHARS the turn's state is given up
+        self._gave_up = False
         # response_format json_schema: this tool's input is streamed as content.
         self._structured_name = structured_name
         self._content_json_blocks: set[int] = set()
@@ -174,7 +171,12 @@ class AnthropicStreamTranslator:
             raise UpstreamError(502, "anthropic: stream event is not JSON", type="server_error") from exc
         if not isinstance(data, dict):
             raise UpstreamError(502, "anthropic: stream event is not a JSON object", type="server_error")
-        kind = data.get("type") or event.event
+        try:
+            return self._event(data.get("type") or event.event, data)
+        except SHAPE_ERRORS:  # an event of the protocol's name but not of its shape, or a number out of range
+            raise malformed_answer("Anthropic") from None
+
+    def _event(self, kind: Any, data: JSON) -> list[bytes]:
         if kind == "message_start":
             return self._message_start(data.get("message") or {})
         if kind == "content_block_start":
@@ -207,13 +209,19 @@ class AnthropicStreamTranslator:
     def _block_start(self, index: int, block: Mapping[str, Any]) -> list[bytes]:
         if block.get("type") == "text" and block.get("text"):
             return self._text(str(block["text"]))
+        if block.get("type") in ("thinking", "redacted_thinking"):
+            if self._keeping(len(str(block.get("thinking") or block.get("data") or ""))):
+                self._thinking[index] = dict(block)
+            return self._reasoning(str(block.get("thinking") or ""))
         if block.get("type") != "tool_use":
-            return []  # thinking and server-tool blocks have no OpenAI counterpart
+            return []  # server-tool blocks have no OpenAI counterpart
         if self._structured_name is not None and block.get("name") == self._structured_name:
             self._content_json_blocks.add(index)
             return []
         ordinal = len(self._tool_ordinal_by_block)
         self._tool_ordinal_by_block[index] = ordinal
+        if self._first_call_id is None:
+            self._first_call_id = str(block.get("id"))
         name = str(block.get("name") or "")
         self.state.completion_chars += len(name)
         call = {
@@ -228,6 +236,15 @@ class AnthropicStreamTranslator:
         delta_type = delta.get("type")
         if delta_type == "text_delta":
             return self._text(str(delta.get("text") or ""))
+        if delta_type == "thinking_delta" and index in self._thinking:
+            text = str(delta.get("thinking") or "")
+            if self._keeping(len(text)):
+                self._thinking[index]["thinking"] = str(self._thinking[index].get("thinking") or "") + text
+            return self._reasoning(text)
+        if delta_type == "signature_delta" and index in self._thinking:
+            self._thinking[index]["signature"] = str(self._thinking[index].get("signature") or "") + str(
+                delta.get("signature") or "")
+            return []
         if delta_type == "input_json_delta" and index in self._content_json_blocks:
             fragment = str(delta.get("partial_json") or "")
             if fragment:
@@ -241,7 +258,7 @@ class AnthropicStreamTranslator:
             self._blocks_with_arguments.add(index)
             call = {"index": self._tool_ordinal_by_block[index], "function": {"arguments": fragment}}
             return [self._chunk({"tool_calls": [call]})]
-        return []  # thinking, signature and citation deltas
+        return []  # citation deltas
 
     def _block_stop(self, index: int) -> list[bytes]:
         """An empty tool input streams as "" fragments only: it is `{}` to OpenAI clients
@@ -261,7 +278,36 @@ class AnthropicStreamTranslator:
         if not text:
             return []
         self.state.completion_chars += len(text)
+        if self._thinking and self._keeping(len(text)):  # the text identifies the turn
+            self._texts.append(text)
         return [self._chunk({"content": text})]
+
+    def _keeping(self, more: int) -> bool:
+        """Whether the turn's state is still kept (a bound on what this translator holds)."""
+        self._kept_chars += more
+        if self._kept_chars > MAX_KEPT_CHARS:
+            self._gave_up = True
+            self._thinking.clear()
+            self._texts.clear()
+        return not self._gave_up
+
+    def _reasoning(self, text: str) -> list[bytes]:
+        if not text:
+            return []
+        self.state.reasoning_chars += len(text)
+        return [self._chunk({"reasoning_content": text})]
+
+    def _keep_thinking(self) -> None:
+        """Hand the turn's thinking blocks to the router, by the key the client's copy will have."""
+        state = thinking_state(self._thinking)
+        if self._carried is None or state is None:
+            return
+        message: JSON = {"content": "".join(self._texts)}
+        if self._first_call_id is not None:
+            message["tool_calls"] = [{"id": self._first_call_id}]
+        key = turn_key(message)
+        if key:
+            self._carried.seen[key] = state
 
     def _message_delta(self, delta: Mapping[str, Any], usage: Mapping[str, Any]) -> list[bytes]:
         if usage:
@@ -272,12 +318,14 @@ class AnthropicStreamTranslator:
         stop_reason = delta.get("stop_reason")
         if stop_reason is None or self.state.finish_reason is not None:
             return []
-        structured = self._structured_name is not None
+        structured = self._structured_name is not None and not self._tool_ordinal_by_block
         self.state.finish_reason = anthropic_stop_reason_to_finish_reason(stop_reason, structured)
+        self._keep_thinking()
         return [self._chunk({}, self.state.finish_reason)]
 
     def _update_usage(self) -> None:
-        self.state.usage = anthropic_usage_to_usage({**self._input_usage, "output_tokens": self._output_tokens})
+        self.state.usage = anthropic_usage_to_usage({**self._input_usage, "output_tokens": self._output_tokens},
+                                                    self.state.reasoning_chars)
 
     def _usage_chunk(self) -> list[bytes]:
         usage = self.state.usage
@@ -314,23 +362,15 @@ def from_anthropic_response(request: ApiRequest, body: bytes) -> tuple[JSON, Usa
         raise UpstreamError(502, "anthropic: response is not JSON", type="server_error") from exc
     if not isinstance(message, dict) or not isinstance(message.get("content"), list):
         raise UpstreamError(502, "anthropic: response is not a message", type="server_error")
-    structured_name = structured_output_name(request.body)
-    texts: list[str] = []
-    tool_calls: list[JSON] = []
-    for block in message["content"]:
-        if block.get("type") == "text":
-            texts.append(str(block.get("text") or ""))
-        elif block.get("type") == "tool_use" and structured_name is not None and block.get("name") == structured_name:
-            texts.append(orjson.dumps(block.get("input") or {}).decode())
-        elif block.get("type") == "tool_use":
-            arguments = orjson.dumps(block.get("input") or {}).decode()
-            function = {"name": block.get("name"), "arguments": arguments}
-            tool_calls.append({"id": block.get("id"), "type": "function", "function": function})
-    out_message: JSON = {"role": "assistant", "content": "".join(texts) if texts else None, "refusal": None}
-    if tool_calls:
-        out_message["tool_calls"] = tool_calls
+    structured_name = structured_tool_name(request.body)
+    out_message, reasoning = _message_of(message["content"], structured_name)
+    state = thinking_state({i: b for i, b in enumerate(message["content"]) if isinstance(b, dict)})
+    key = turn_key(out_message)
+    if state is not None and key:
+        request.carried.seen[key] = state
     raw_usage = message.get("usage") or {}
-    usage = anthropic_usage_to_usage(raw_usage)
+    usage = anthropic_usage_to_usage(raw_usage, len(reasoning))
+    structured = structured_name is not None and "tool_calls" not in out_message
     response: JSON = {
         "id": "chatcmpl-" + uuid.uuid4().hex[:24],
         "object": "chat.completion",
@@ -341,12 +381,36 @@ def from_anthropic_response(request: ApiRequest, body: bytes) -> tuple[JSON, Usa
                 "index": 0,
                 "message": out_message,
                 "logprobs": None,
-                "finish_reason": anthropic_stop_reason_to_finish_reason(
-                    message.get("stop_reason"), structured_name is not None
-                ),
+                "finish_reason": anthropic_stop_reason_to_finish_reason(message.get("stop_reason"), structured),
             }
         ],
     }
     if not usage.estimated:  # absent or out of range: the router counts, and the answer says nothing false
         response["usage"] = usage_to_openai(usage, cached_tokens(raw_usage))
     return response, usage
+
+
+def _message_of(content: list[Any], structured_name: str | None) -> tuple[JSON, str]:
+    """The OpenAI message of Claude's content blocks, and the reasoning text in it."""
+    texts: list[str] = []
+    thinking: list[str] = []
+    tool_calls: list[JSON] = []
+    for block in content:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(str(block.get("text") or ""))
+        elif kind == "thinking":
+            thinking.append(str(block.get("thinking") or ""))
+        elif kind == "tool_use" and structured_name is not None and block.get("name") == structured_name:
+            texts.append(orjson.dumps(block.get("input") or {}).decode())
+        elif kind == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            function = {"name": block.get("name"), "arguments": arguments}
+            tool_calls.append({"id": block.get("id"), "type": "function", "function": function})
+    out: JSON = {"role": "assistant", "content": "".join(texts) if texts else None, "refusal": None}
+    reasoning = "".join(thinking)
+    if reasoning:
+        out["reasoning_content"] = reasoning
+    if tool_calls:
+        out["tool_calls"] = tool_calls
+    return out, reasoning

@@ -9,6 +9,7 @@ failure into one `UpstreamError`. The router does the HTTP around it.
 from __future__ import annotations
 
 import enum
+import hashlib
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -79,17 +80,22 @@ class Usage:
     estimated: bool = False
     # Rerank upstreams that bill by search (Cohere) report these instead of tokens.
     search_units: int = 0
+    # Of the completion tokens, those spent reasoning (already counted in completion_tokens).
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def to_openai(self) -> JSON:
-        return {
+        out: JSON = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.reasoning_tokens:
+            out["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +104,43 @@ class InlineImage:
 
     media_type: str
     data_b64: str
+
+
+@dataclass(slots=True)
+class CarriedState:
+    """Opaque provider state of assistant turns, carried across requests by the router.
+
+    Providers need some of what they answered back on the next turn, unchanged (Claude's
+    thinking blocks and their signatures, Gemini's thought signatures and function-call
+    ids), but OpenAI clients send back an assistant turn as content and tool_calls only.
+    The translator puts what it saw into `seen`, by `turn_key` of the answer; the router
+    stores it and, on a later request, puts what it finds for that request's assistant
+    turns into `given`. Each value names its `protocol`: state of another protocol is
+    ignored. The translators stay pure: they never store anything themselves."""
+
+    given: dict[str, JSON] = field(default_factory=dict)
+    seen: dict[str, JSON] = field(default_factory=dict)
+
+
+def turn_key(message: Mapping[str, Any]) -> str | None:
+    """What identifies an assistant turn when a client sends it back: its first tool-call
+    id (which every client keeps), else a hash of its text; None for an empty turn."""
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls and isinstance(calls[0], dict) and calls[0].get("id"):
+        return "call:" + str(calls[0]["id"])[:256]
+    text = message_text(message.get("content"))
+    if not text:
+        return None
+    return "text:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def message_text(content: Any) -> str:
+    """The text of a string content or of a list of text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +174,8 @@ class ApiRequest:
     # (param, what) of a part of `source` only an upstream of `source_protocol` can serve (a
     # built-in tool): any other upstream answers a 400 naming it.
     native_only: tuple[str, str] | None = None
+    # Opaque state of earlier assistant turns (given) and of this answer (seen).
+    carried: CarriedState = field(default_factory=CarriedState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +199,7 @@ class StreamState:
     usage: Usage | None = None
     finish_reason: str | None = None
     completion_chars: int = 0  # for estimating usage when the upstream gives none
+    reasoning_chars: int = 0  # reasoning text streamed, for estimating its tokens where none are counted
     done: bool = False
 
 

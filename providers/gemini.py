@@ -26,9 +26,16 @@ What becomes of each OpenAI chat parameter (OpenAI -> Gemini):
 - `seed`, `presence_penalty`, `frequency_penalty` -> `seed`, `presencePenalty`,
   `frequencyPenalty`.
 - `response_format`: text -> nothing; json_object -> `responseMimeType:
-  application/json`; json_schema -> that and `responseSchema` (cleaned).
-- `tools` (function tools only) -> one `{functionDeclarations: [...]}`, parameters
-  cleaned to Gemini's schema subset (see `gemini_schema`; inexpressible: 400).
+  application/json`; json_schema -> that and, on Gemini 2.5 and later, the schema
+  unchanged as `responseJsonSchema` (real JSON Schema: maps, `$ref`, unions), on older
+  models `responseSchema` cleaned to Gemini's subset (see `gemini_schema`).
+- `tools` (function tools only) -> one `{functionDeclarations: [...]}`, parameters as
+  `parametersJsonSchema` (2.5 and later) or cleaned `parameters` (older; inexpressible: 400);
+  `strict: true` on a tool -> `functionCallingConfig.mode: VALIDATED` where the choice is auto.
+- `reasoning_effort` -> `thinkingConfig` (see `gemini_reasoning`); thought summaries come
+  back as `reasoning_content`, `thoughtsTokenCount` as `reasoning_tokens`.
+- `presence_penalty`, `frequency_penalty` other than 0 on Gemini 2.5 and later: 400 naming
+  it (those models refuse penalties), unless the route table drops it.
 - `tool_choice` auto / none / required / named -> `functionCallingConfig.mode` AUTO /
   NONE / ANY / ANY with `allowedFunctionNames`.
 - `stream`, `stream_options.include_usage` -> `:streamGenerateContent?alt=sse`; the
@@ -40,7 +47,7 @@ What becomes of each OpenAI chat parameter (OpenAI -> Gemini):
 - `logprobs: true` -> `responseLogprobs: true`, `top_logprobs` -> `logprobs` (0-20; needs
   `logprobs: true`); Gemini's `logprobsResult` comes back as OpenAI `logprobs.content`.
 - `logit_bias`, `functions`, `function_call`, `audio`, `modalities` other than
-  `["text"]`, `prediction`, `reasoning_effort`, `verbosity`, `web_search_options`
+  `["text"]`, `prediction`, `verbosity`, `web_search_options`
   and any other field -> 400 naming the parameter (an explicit null is accepted).
 
 Embeddings: `input` (string or list of strings; token arrays: 400) -> `batchEmbedContents`
@@ -73,7 +80,10 @@ from providers.base import (
     dumps,
     invalid_param,
     malformed_answer,
+    turn_key,
 )
+from providers.gemini_content import text_parts, user_parts
+from providers.gemini_reasoning import call_state, sign_model_turn, state_of, thinking_config
 from providers.gemini_schema import clean_schema, is_empty_object, tool_choice_to_config, tools_to_declarations
 from providers.gemini_stream import (
     GeminiStreamTranslator,
@@ -82,7 +92,7 @@ from providers.gemini_stream import (
     estimate_tokens,
     response_to_openai,
 )
-from providers.images import parse_data_uri
+from providers.model_rules import GeminiRules, gemini_rules
 from providers.settings import ProviderSettings
 from providers.vertex_auth import credential_for
 
@@ -108,7 +118,7 @@ FLAVOURS = {
 _TRANSLATED = frozenset({
     "model", "messages", "temperature", "top_p", "top_k", "max_tokens", "max_completion_tokens", "stop", "n",
     "seed", "presence_penalty", "frequency_penalty", "response_format", "tools", "tool_choice", "stream",
-    "stream_options", "logprobs", "top_logprobs",
+    "stream_options", "logprobs", "top_logprobs", "reasoning_effort",
 })  # fmt: skip
 _DROPPED = frozenset(
     {"parallel_tool_calls", "user", "safety_identifier", "prompt_cache_key", "metadata", "store", "service_tier"}
@@ -117,27 +127,36 @@ _NUMBERS = (
     ("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("n", "candidateCount"),
     ("seed", "seed"), ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"),
 )  # fmt: skip
-_AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
-_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
 
 
-def chat_to_gemini(body: JSON, images: Mapping[str, InlineImage]) -> JSON:
-    """An OpenAI chat request as a Gemini GenerateContentRequest (pure)."""
+def chat_to_gemini(body: JSON, images: Mapping[str, InlineImage], upstream_model: str = "",
+                   given: Mapping[str, JSON] | None = None) -> JSON:
+    """An OpenAI chat request as a Gemini GenerateContentRequest (pure); `given`: the
+    opaque state of the request's assistant turns (see `gemini_reasoning`)."""
     _check_parameters(body)
-    system, contents = messages_to_contents(body.get("messages"), images)
+    rules = gemini_rules(upstream_model)
+    system, contents = messages_to_contents(body.get("messages"), images, given or {}, rules.signatures_required)
     request: JSON = {"contents": contents}
     if system:
         request["systemInstruction"] = {"parts": system}
     tools = body.get("tools")
     if tools:
-        request["tools"] = [{"functionDeclarations": tools_to_declarations(tools)}]
+        request["tools"] = [{"functionDeclarations": tools_to_declarations(tools, rules.json_schema)}]
     tool_config = tool_choice_to_config(body.get("tool_choice"), bool(tools))
+    if tools and rules.json_schema and _any_strict(tools) and (tool_config or {}).get("mode") in (None, "AUTO"):
+        tool_config = {"mode": "VALIDATED"}  # calls that follow the schema, as OpenAI's strict
     if tool_config:
         request["toolConfig"] = {"functionCallingConfig": tool_config}
-    config = generation_config(body)
+    config = generation_config(body, rules)
     if config:
         request["generationConfig"] = config
     return request
+
+
+def _any_strict(tools: Any) -> bool:
+    return isinstance(tools, list) and any(
+        isinstance(t, dict) and isinstance(t.get("function"), dict) and t["function"].get("strict") is True
+        for t in tools)
 
 
 def _check_parameters(body: JSON) -> None:
@@ -149,7 +168,8 @@ def _check_parameters(body: JSON) -> None:
         raise invalid_param(name, f"'{name}' is not supported for Gemini models")
 
 
-def messages_to_contents(messages: Any, images: Mapping[str, InlineImage]) -> tuple[list[JSON], list[JSON]]:
+def messages_to_contents(messages: Any, images: Mapping[str, InlineImage], given: Mapping[str, JSON] | None = None,
+                         signatures_required: bool = False) -> tuple[list[JSON], list[JSON]]:
     """(systemInstruction parts, contents). Consecutive turns of one role are merged,
     which also puts every tool result of a run into one user turn, in the order of the
     calls they answer (Gemini pairs same-named calls and responses by position)."""
@@ -157,7 +177,7 @@ def messages_to_contents(messages: Any, images: Mapping[str, InlineImage]) -> tu
         raise invalid_param("messages", "'messages' must be a non-empty list")
     system: list[JSON] = []
     contents: list[JSON] = []
-    calls: dict[str, tuple[str, int]] = {}  # tool_call_id -> (function name, place in its turn)
+    calls: dict[str, tuple[str, int, JSON]] = {}  # tool_call_id -> (function name, place in its turn, state)
     results: list[tuple[int, JSON]] = []  # a run of tool messages, put in call order when it ends
     for i, message in enumerate(messages):
         param = f"messages[{i}]"
@@ -169,17 +189,20 @@ def messages_to_contents(messages: Any, images: Mapping[str, InlineImage]) -> tu
             if call_id not in calls:
                 raise invalid_param(f"{param}.tool_call_id",
                                     f"'{param}.tool_call_id' matches no earlier assistant tool call")
-            name, place = calls[call_id]
-            results.append((place, _function_response(name, message.get("content"))))
+            name, place, kept = calls[call_id]
+            results.append((place, _function_response(name, message.get("content"), kept.get("id"))))
             continue
         _append_turn(contents, "user", _in_call_order(results))
         results.clear()
         if role in ("system", "developer"):
-            system.extend(_text_parts(message.get("content"), f"{param}.content"))
+            system.extend(text_parts(message.get("content"), f"{param}.content"))
         elif role == "user":
-            _append_turn(contents, "user", _user_parts(message.get("content"), f"{param}.content", images))
+            _append_turn(contents, "user", user_parts(message.get("content"), f"{param}.content", images))
         elif role == "assistant":
-            _append_turn(contents, "model", _assistant_parts(message, param, calls))
+            state = state_of(given or {}, turn_key(message))
+            parts = _assistant_parts(message, param, calls, state)
+            sign_model_turn(parts, state, signatures_required)
+            _append_turn(contents, "model", parts)
         elif role == "function" and isinstance(message.get("name"), str):
             _append_turn(contents, "user", [_function_response(message["name"], message.get("content"))])
         else:
@@ -203,69 +226,9 @@ def _append_turn(contents: list[JSON], role: str, parts: list[JSON]) -> None:
         contents.append({"role": role, "parts": parts})
 
 
-def _text_parts(content: Any, param: str) -> list[JSON]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    if isinstance(content, list):
-        parts = []
-        for j, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
-                raise invalid_param(f"{param}[{j}]", f"'{param}[{j}]' must be a text part here")
-            text = part.get("text", part.get("refusal"))
-            if not isinstance(text, str):
-                raise invalid_param(f"{param}[{j}]", f"'{param}[{j}]' has no text")
-            if text:
-                parts.append({"text": text})
-        return parts
-    raise invalid_param(param, f"'{param}' must be a string or a list of parts")
-
-
-def _user_parts(content: Any, param: str, images: Mapping[str, InlineImage]) -> list[JSON]:
-    if not isinstance(content, list):
-        return _text_parts(content, param)
-    parts: list[JSON] = []
-    for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "image_url":
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
-            parts.append(_image_part(url, f"{param}[{j}].image_url.url", images))
-        elif kind == "input_audio":
-            audio = part.get("input_audio") or {}
-            mime = _AUDIO_TYPES.get(str(audio.get("format")))
-            if mime is None or not isinstance(audio.get("data"), str):
-                raise invalid_param(f"{param}[{j}].input_audio",
-                                    "input_audio needs base64 'data' and format wav or mp3")
-            parts.append({"inlineData": {"mimeType": mime, "data": audio["data"]}})
-        elif kind == "text" and isinstance(part.get("text"), str):
-            if part["text"]:
-                parts.append({"text": part["text"]})
-        else:
-            raise invalid_param(f"{param}[{j}]", f"content part type {kind!r} is not supported for Gemini models")
-    return parts
-
-
-def _image_part(url: Any, param: str, images: Mapping[str, InlineImage]) -> JSON:
-    if not isinstance(url, str):
-        raise invalid_param(param, f"'{param}' must be a string")
-    parsed = parse_data_uri(url)
-    if parsed:
-        mime_type, data = parsed
-    elif url.startswith("data:"):
-        raise invalid_param(param, f"'{param}' is a data URI but not data:<media type>;base64,<data>")
-    elif url in images:
-        mime_type, data = images[url].media_type, images[url].data_b64
-    else:
-        raise invalid_param(param, f"'{param}' must be an https URL the gateway can fetch, or a base64 data URI")
-    if mime_type not in _IMAGE_TYPES:  # Gemini would refuse it; say so before the round trip
-        raise invalid_param(param, f"'{param}' is {mime_type}; Gemini takes {', '.join(sorted(_IMAGE_TYPES))}")
-    return {"inlineData": {"mimeType": mime_type, "data": data}}
-
-
-def _assistant_parts(message: JSON, param: str, calls: dict[str, tuple[str, int]]) -> list[JSON]:
-    parts = _text_parts(message.get("content"), f"{param}.content")
+def _assistant_parts(message: JSON, param: str, calls: dict[str, tuple[str, int, JSON]],
+                     state: JSON | None) -> list[JSON]:
+    parts = text_parts(message.get("content"), f"{param}.content")
     tool_calls = message.get("tool_calls") or []
     if not isinstance(tool_calls, list):
         raise invalid_param(f"{param}.tool_calls", f"'{param}.tool_calls' must be a list")
@@ -283,13 +246,20 @@ def _assistant_parts(message: JSON, param: str, calls: dict[str, tuple[str, int]
         if not isinstance(args, dict):
             raise invalid_param(f"{call_param}.function.arguments",
                                 f"'{call_param}.function.arguments' must be a JSON object")
+        kept = call_state(state, call.get("id"))
         if isinstance(call.get("id"), str):
-            calls[call["id"]] = (function["name"], k)
-        parts.append({"functionCall": {"name": function["name"], "args": args}})
+            calls[call["id"]] = (function["name"], k, kept)
+        function_call: JSON = {"name": function["name"], "args": args}
+        if "id" in kept:
+            function_call["id"] = kept["id"]
+        part: JSON = {"functionCall": function_call}
+        if "thoughtSignature" in kept:
+            part["thoughtSignature"] = kept["thoughtSignature"]
+        parts.append(part)
     return parts
 
 
-def _function_response(name: str, content: Any) -> JSON:
+def _function_response(name: str, content: Any, call_id: Any = None) -> JSON:
     """Gemini wants an object: a JSON object result is sent as is, anything else as
     `{"result": <the parsed JSON value, or the text>}`."""
     if isinstance(content, list):
@@ -301,10 +271,14 @@ def _function_response(name: str, content: Any) -> JSON:
         except orjson.JSONDecodeError:
             value = content
     response = value if isinstance(value, dict) else {"result": value}
-    return {"functionResponse": {"name": name, "response": response}}
+    function_response: JSON = {"name": name, "response": response}
+    if isinstance(call_id, str):
+        function_response["id"] = call_id  # Gemini's own id of the call this answers
+    return {"functionResponse": function_response}
 
 
-def generation_config(body: JSON) -> JSON:
+def generation_config(body: JSON, rules: GeminiRules | None = None) -> JSON:
+    rules = rules or GeminiRules(thinking="")
     config: JSON = {}
     for openai_name, gemini_name in _NUMBERS:
         value = body.get(openai_name)
@@ -312,7 +286,15 @@ def generation_config(body: JSON) -> JSON:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise invalid_param(openai_name, f"'{openai_name}' must be a number")
+        if rules.no_penalties and openai_name.endswith("_penalty"):
+            if value == 0:
+                continue
+            raise invalid_param(openai_name, f"this Gemini model does not take '{openai_name}'; leave it out "
+                                             "(or name it in the model's drop_params)")
         config[gemini_name] = value
+    thinking = thinking_config(body, rules)
+    if thinking is not None:
+        config["thinkingConfig"] = thinking
     limit = body.get("max_completion_tokens")
     limit_param = "max_completion_tokens" if limit is not None else "max_tokens"
     limit = body.get(limit_param)
@@ -327,7 +309,7 @@ def generation_config(body: JSON) -> JSON:
             raise invalid_param("stop", "'stop' must be a string or a list of strings")
         if stops:
             config["stopSequences"] = stops
-    config.update(_response_format(body.get("response_format")))
+    config.update(_response_format(body.get("response_format"), rules.json_schema))
     config.update(_logprobs(body))
     return config
 
@@ -343,7 +325,7 @@ def _logprobs(body: JSON) -> JSON:
     return {"responseLogprobs": True} | ({"logprobs": top} if top is not None else {})
 
 
-def _response_format(response_format: Any) -> JSON:
+def _response_format(response_format: Any, json_schema: bool) -> JSON:
     kind = response_format.get("type") if isinstance(response_format, dict) else response_format
     if kind in (None, "text"):
         return {}
@@ -353,6 +335,9 @@ def _response_format(response_format: Any) -> JSON:
         spec = response_format.get("json_schema") or {}
         schema = spec.get("schema") if isinstance(spec, dict) else None
         out: JSON = {"responseMimeType": "application/json"}
+        if json_schema and isinstance(schema, dict) and schema:
+            out["responseJsonSchema"] = schema
+            return out
         cleaned = clean_schema(schema, "response_format.json_schema.schema") if schema is not None else {}
         if not is_empty_object(cleaned):  # "any object" is what json_object already asks for
             out["responseSchema"] = cleaned
@@ -413,7 +398,7 @@ class GeminiAdapter:
     def to_upstream(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
         model_url = self._model_url.replace("{model}", quote(upstream_model, safe=""))
         if request.operation is Operation.CHAT:
-            payload = chat_to_gemini(request.body, request.images)
+            payload = chat_to_gemini(request.body, request.images, upstream_model, request.carried.given)
             action = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
         elif request.operation is Operation.EMBEDDINGS:
             payload = embeddings_to_gemini(request.body, upstream_model, self._flavour.embed_action)
@@ -450,14 +435,15 @@ class GeminiAdapter:
             out, usage = embeddings_from_gemini(payload, embedding_texts(request.body), request)
             return dumps(out), usage
         state = StreamState(request.public_model, False)
-        response, reported = response_to_openai(payload, request.public_model, state.id, state.created)
+        response, reported = response_to_openai(payload, request.public_model, state.id, state.created,
+                                                request.carried)
         usage = reported or _estimated_chat_usage(request.body, response)
         if reported is None:
             response["usage"] = usage.to_openai()
         return dumps(response), usage
 
     def stream_translator(self, request: ApiRequest) -> GeminiStreamTranslator:
-        return GeminiStreamTranslator(StreamState(request.public_model, request.include_usage))
+        return GeminiStreamTranslator(StreamState(request.public_model, request.include_usage), request.carried)
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return error_from_body(status, headers, body)

@@ -207,7 +207,9 @@ def is_empty_object(schema: JSON) -> bool:
 # --- tools -----------------------------------------------------------------------------
 
 
-def tools_to_declarations(tools: Any) -> list[JSON]:
+def tools_to_declarations(tools: Any, json_schema: bool = False) -> list[JSON]:
+    """Function declarations; `json_schema`: the parameters as JSON Schema, unchanged
+    (`parametersJsonSchema`, Gemini 2.5 and later), else cleaned to Gemini's subset."""
     if not isinstance(tools, list):
         raise invalid_param("tools", "'tools' must be a list")
     declarations = []
@@ -219,7 +221,9 @@ def tools_to_declarations(tools: Any) -> list[JSON]:
         declaration: JSON = {"name": function["name"]}
         if isinstance(function.get("description"), str):
             declaration["description"] = function["description"]
-        if function.get("parameters") is not None:
+        if json_schema and isinstance(function.get("parameters"), dict) and function["parameters"]:
+            declaration["parametersJsonSchema"] = function["parameters"]
+        elif function.get("parameters") is not None:
             parameters = clean_schema(function["parameters"], f"tools[{i}].function.parameters")
             if not is_empty_object(parameters):
                 declaration["parameters"] = parameters

@@ -14,6 +14,7 @@ neither retried nor failed over (another attempt would be blocked the same way).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 import struct
 import uuid
@@ -25,6 +26,7 @@ import orjson
 from providers.base import (
     JSON,
     ApiRequest,
+    CarriedState,
     SSEEvent,
     StreamState,
     UpstreamError,
@@ -32,7 +34,9 @@ from providers.base import (
     dumps,
     retry_after_seconds,
     retry_delay,
+    turn_key,
 )
+from providers.gemini_reasoning import TurnRecorder
 from providers.untrusted import (
     MAX_TOKEN_COUNT,
     OutOfRange,
@@ -72,9 +76,12 @@ def usage_from_gemini(meta: Any) -> Usage | None:
     Absent or out of range: None, and the tokens are counted by the gateway instead."""
     usage = usage_or_missing(meta, ("promptTokenCount",), ("candidatesTokenCount", "thoughtsTokenCount"),
                              "promptTokenCount")
-    if usage.estimated or _detail(meta, "cachedContentTokenCount") is None:
+    if usage.estimated:
         return None
-    return usage
+    thoughts = _detail(meta, "thoughtsTokenCount")
+    if thoughts is None or _detail(meta, "cachedContentTokenCount") is None:
+        return None
+    return dataclasses.replace(usage, reasoning_tokens=thoughts)
 
 
 def _detail(meta: JSON, name: str) -> int | None:
@@ -92,23 +99,40 @@ def usage_to_openai(usage: Usage, meta: JSON | None) -> JSON:
     return out
 
 
-def candidate_to_message_parts(candidate: JSON) -> tuple[str | None, list[JSON]]:
-    """A candidate's text (thought parts skipped; None when there is none) and its
-    function calls as OpenAI tool calls with freshly minted ids."""
+def candidate_to_message_parts(candidate: JSON, recorder: TurnRecorder | None = None
+                               ) -> tuple[str | None, list[JSON], str]:
+    """A candidate's text (None when there is none), its function calls as OpenAI tool
+    calls with freshly minted ids, and its thought summaries (`thought: true` parts).
+    The recorder, if any, keeps the signatures and Gemini's call ids for the next turn."""
     texts: list[str] = []
+    thoughts: list[str] = []
     calls: list[JSON] = []
     parts = (candidate.get("content") or {}).get("parts") or []
     for part in parts:
-        if not isinstance(part, dict) or part.get("thought") is True:
+        if not isinstance(part, dict):
             continue
-        if isinstance(part.get("text"), str):
+        if part.get("thought") is True:
+            thoughts.append(str(part.get("text") or ""))
+        elif isinstance(part.get("text"), str):
             texts.append(part["text"])
+            if recorder is not None:
+                recorder.text(part)
         elif isinstance(part.get("functionCall"), dict):
             call = part["functionCall"]
             arguments = dumps(call.get("args") or {}).decode()
-            calls.append({"id": new_tool_call_id(), "type": "function",
+            call_id = new_tool_call_id()
+            if recorder is not None:
+                recorder.call(call_id, part)
+            calls.append({"id": call_id, "type": "function",
                           "function": {"name": call.get("name", ""), "arguments": arguments}})  # fmt: skip
-    return ("".join(texts) if texts else None), calls
+    return ("".join(texts) if texts else None), calls, "".join(thoughts)
+
+
+def keep_turn(recorder: TurnRecorder, carried: CarriedState | None) -> None:
+    state = recorder.state()
+    key = turn_key(recorder.message())
+    if carried is not None and state is not None and key:
+        carried.seen[key] = state
 
 
 def logprobs_to_openai(result: Any) -> JSON | None:
@@ -141,7 +165,8 @@ def blocked_prompt_error(feedback: JSON) -> UpstreamError:
     )
 
 
-def response_to_openai(gemini: JSON, public_model: str, chat_id: str, created: int) -> tuple[JSON, Usage | None]:
+def response_to_openai(gemini: JSON, public_model: str, chat_id: str, created: int,
+                       carried: CarriedState | None = None) -> tuple[JSON, Usage | None]:
     """A whole GenerateContentResponse as an OpenAI `chat.completion` and its usage."""
     candidates = gemini.get("candidates") or []
     feedback = gemini.get("promptFeedback") or {}
@@ -149,10 +174,15 @@ def response_to_openai(gemini: JSON, public_model: str, chat_id: str, created: i
         raise blocked_prompt_error(feedback)
     choices: list[JSON] = []
     for position, candidate in enumerate(candidates):
-        text, calls = candidate_to_message_parts(candidate)
+        recorder = TurnRecorder() if position == 0 else None
+        text, calls, thoughts = candidate_to_message_parts(candidate, recorder)
         message: JSON = {"role": "assistant", "content": text, "refusal": None}
+        if thoughts:
+            message["reasoning_content"] = thoughts
         if calls:
             message["tool_calls"] = calls
+        if recorder is not None:
+            keep_turn(recorder, carried)
         reason = gemini_finish_reason_to_finish_reason(candidate.get("finishReason") or "STOP", bool(calls))
         choices.append(
             {
@@ -178,8 +208,10 @@ class GeminiStreamTranslator:
     functionCall part becomes one whole tool-call delta with its own ordinal index, the
     finish reason comes in a chunk of its own, and the latest usageMetadata wins."""
 
-    def __init__(self, state: StreamState) -> None:
+    def __init__(self, state: StreamState, carried: CarriedState | None = None) -> None:
         self.state = state
+        self._carried = carried
+        self._recorder = TurnRecorder()  # the first candidate's signatures and call ids
         self._started: set[int] = set()
         self._finished: set[int] = set()
         self._tool_calls: dict[int, int] = {}
@@ -220,11 +252,14 @@ class GeminiStreamTranslator:
         return [self._chunk([], usage)]
 
     def _candidate(self, index: int, candidate: JSON) -> list[bytes]:
-        text, calls = candidate_to_message_parts(candidate)
+        text, calls, thoughts = candidate_to_message_parts(candidate, self._recorder if index == 0 else None)
         delta: JSON = {}
         if index not in self._started:
             self._started.add(index)
             delta["role"] = "assistant"
+        if thoughts:
+            delta["reasoning_content"] = thoughts
+            self.state.reasoning_chars += len(thoughts)
         if text:
             delta["content"] = text
             self.state.completion_chars += len(text)
@@ -239,6 +274,8 @@ class GeminiStreamTranslator:
             finish = gemini_finish_reason_to_finish_reason(reason, self._tool_calls.get(index, 0) > 0)
             chunks.append(self._chunk([_choice(index, {}, finish)]))
             self._finished.add(index)
+            if index == 0:
+                keep_turn(self._recorder, self._carried)
             if index == 0 or self.state.finish_reason is None:
                 self.state.finish_reason = finish
             self.state.done = self._finished >= self._started

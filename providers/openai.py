@@ -6,10 +6,16 @@ drop), so one adapter reads a small frozen `Flavour` record. Bodies pass through
 unchanged apart from `model` (the upstream's name going out, the public id coming
 back) and `stream_options.include_usage` (always asked for, so usage is metered;
 the usage chunk is left out of the client's stream when the client did not ask).
+
+`reasoning_effort`, `response_format` and strict tools pass through: the upstream has them
+natively. Reasoning models (o-series, GPT-5 but not gpt-5-chat) refuse sampling parameters
+other than their defaults; those are a 400 naming the parameter here, before the call
+(`providers.model_rules`). `usage.completion_tokens_details.reasoning_tokens` is metered.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,8 +32,10 @@ from providers.base import (
     UpstreamError,
     Usage,
     dumps,
+    invalid_param,
     retry_after_seconds,
 )
+from providers.model_rules import OPENAI_REASONING_REFUSED, is_openai_reasoning_model
 from providers.openai_responses import ResponsesPassthroughStream, passthrough_answer, passthrough_body
 from providers.rerank_answer import answer_from_results, results_of, token_usage
 from providers.settings import ProviderSettings
@@ -38,6 +46,7 @@ from providers.untrusted import (
     index,
     logprob,
     plain_token,
+    token_count,
     usage_or_missing,
     whole,
 )
@@ -102,6 +111,8 @@ class OpenAIAdapter:
             return UpstreamCall(url, self._auth_headers, None, multipart=True,
                                 fields=(("model", upstream_model), *request.form))
         body = dict(request.body)
+        if request.operation is Operation.CHAT and is_openai_reasoning_model(upstream_model):
+            _refuse_reasoning_sampling(body)
         body["model"] = upstream_model
         if request.stream:
             options = body.get("stream_options")
@@ -213,6 +224,13 @@ class OpenAIStream:
         return []
 
 
+def _refuse_reasoning_sampling(body: Mapping[str, Any]) -> None:
+    for name, defaults in OPENAI_REASONING_REFUSED.items():
+        if name in body and body[name] not in defaults:
+            raise invalid_param(name, f"'{name}' is not supported by reasoning models; leave it out "
+                                      "(or name it in the model's drop_params)")
+
+
 def _load_object(body: bytes) -> JSON:
     try:
         data = orjson.loads(body)
@@ -224,7 +242,13 @@ def _load_object(body: bytes) -> JSON:
 
 
 def _usage(raw: Any) -> Usage:
-    return usage_or_missing(raw, ("prompt_tokens",), ("completion_tokens",), "prompt_tokens")
+    usage = usage_or_missing(raw, ("prompt_tokens",), ("completion_tokens",), "prompt_tokens")
+    details = raw.get("completion_tokens_details") if not usage.estimated and isinstance(raw, dict) else None
+    try:
+        reasoning = token_count(details, "reasoning_tokens") if isinstance(details, dict) else 0
+    except OutOfRange:
+        reasoning = 0
+    return dataclasses.replace(usage, reasoning_tokens=min(reasoning, usage.completion_tokens))
 
 
 def _check_numbers(data: JSON) -> None:

@@ -23,6 +23,7 @@ from router.http.middleware import gateway_middleware, name_the_server
 from router.state.redis import RedisState
 from router.state.redis_limits import RedisLimiter
 from router.state.redis_meter import RedisMeter
+from router.state.turns import RedisTurnStore
 
 log = logging.getLogger("llm_router")
 OPENAPI_PATH = Path(__file__).parent / "http" / "openapi.json"
@@ -104,6 +105,7 @@ async def _gateway_resources(app: web.Application) -> AsyncIterator[None]:
         limiter = RedisLimiter(state, config.on_failure, config.expected_replicas)
         meter = RedisMeter(state, config.spool_path)
         gateway.redis, gateway.limiter, gateway.meter = state.client, limiter, meter
+        gateway.turns = RedisTurnStore(state.client, config.key_prefix)
         meter.start()
         await state.start()
     await refresh_credentials(gateway.runtime)

@@ -47,6 +47,7 @@ class Exchange:
     gateway_seconds: float | None = None  # overhead, when the handler measured it
     content: dict[str, str] | None = None  # bodies, only when logging.debug_content is set
     errors: ErrorShape = OPENAI_ERRORS  # the client protocol's error shape, once its route is known
+    dropped_params: tuple[str, ...] = ()  # parameters the model's drop_params removed from the request
 
 
 EXCHANGE = web.RequestKey("exchange", Exchange)

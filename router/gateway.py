@@ -22,6 +22,7 @@ from router.config.schema import ProviderConfig, RouteTable
 from router.state.limits import Limiter, LocalLimiter
 from router.state.metering import LocalMeter, Meter
 from router.state.responses_store import LocalResponseStore, RedisResponseStore, ResponseStore
+from router.state.turns import MemoryTurnStore, TurnStore
 from router.upstream.backpressure import Gates
 from router.upstream.cooldown import Guards, cooldown_store
 from router.upstream.fetch import ImageFetcher
@@ -53,6 +54,7 @@ class Gateway:
     runtime: Runtime
     limiter: Limiter = field(default_factory=LocalLimiter)
     meter: Meter = field(default_factory=LocalMeter)
+    turns: TurnStore = field(default_factory=MemoryTurnStore)  # providers' opaque state of assistant turns
     sessions: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
     fetcher: ImageFetcher | None = None
     redis_ready: bool = True  # False while a configured Redis is unreachable

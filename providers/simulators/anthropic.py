@@ -24,6 +24,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from providers.simulators.anthropic_modern import (
+    ModernRejected,
+    structured_text,
+    thinking_block,
+    thinking_on,
+    validate_modern,
+)
 from providers.simulators.common import (
     Fault,
     SimulatorState,
@@ -43,7 +50,7 @@ IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/pn
                (b"RIFF", "image/webp"))  # fmt: skip
 TOP_LEVEL_FIELDS = frozenset({
     "model", "max_tokens", "messages", "system", "temperature", "top_p", "top_k", "stop_sequences", "stream",
-    "tools", "tool_choice", "metadata", "thinking", "service_tier",
+    "tools", "tool_choice", "metadata", "thinking", "service_tier", "output_config",
 })  # fmt: skip
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 ERROR_TYPE_BY_STATUS = {
@@ -130,6 +137,10 @@ async def _answer(
         return error_response(400, "There was an error parsing the body of your request: invalid JSON")
     except Rejected as rejected:
         return error_response(rejected.status, str(rejected))
+    try:
+        validate_modern(body, vertex_model or body["model"], vertex=vertex_model is not None)
+    except ModernRejected as rejected:
+        return error_response(400, str(rejected))
     message = answer_message(body, vertex_model or body["model"])
     if body.get("stream"):
         return await _stream(request, state, fault, message)
@@ -298,6 +309,12 @@ def _validate_block(block: Any, role: str, where: str) -> None:
                 _validate_block(part, "user", f"{where}.content.{k}")
         elif not isinstance(inner, str):
             raise Rejected(f"{where}.content: Input should be a valid string or list")
+    elif kind == "thinking" and role == "assistant":
+        if not isinstance(block.get("thinking"), str) or not isinstance(block.get("signature"), str):
+            raise Rejected(f"{where}: thinking blocks need thinking and signature")
+    elif kind == "redacted_thinking" and role == "assistant":
+        if not isinstance(block.get("data"), str):
+            raise Rejected(f"{where}.data: Field required")
     else:
         raise Rejected(f"{where}: Input tag {kind!r} found using 'type' is not allowed in a {role} message")
 
@@ -357,15 +374,17 @@ def answer_message(body: JSON, model: str) -> JSON:
         results = [b for b in content if b["type"] == "tool_result"] if isinstance(content, list) else []
         if results:
             prompt = "the tool said " + " ".join(_texts(results))
-        full = reply_text(prompt)
-        text = reply_text(prompt, body["max_tokens"])
+        full = structured_text(body) or reply_text(prompt)
+        text = structured_text(body) or reply_text(prompt, body["max_tokens"])
         stop_reason = "max_tokens" if text != full else "end_turn"
         for stop in body.get("stop_sequences") or []:
             if stop in text:
                 text, stop_reason, stop_sequence = text[: text.index(stop)], "stop_sequence", stop
         blocks = [{"type": "text", "text": text}]
+    if thinking_on(body):
+        blocks = [thinking_block(prompt), *blocks]
     digest = hashlib.sha256(orjson.dumps(body)).hexdigest()
-    output = " ".join(_texts(blocks))
+    output = " ".join(_texts(blocks)) + " ".join(b.get("thinking", "") for b in blocks)
     return {
         "id": "msg_sim" + digest[:20],
         "type": "message",
@@ -391,8 +410,16 @@ def _tool_use_blocks(body: JSON, prompt: str) -> list[JSON]:
     if not tools or choice["type"] == "none":
         return []
     named = [t for t in tools if t["name"].lower() in lowered]
-    if choice["type"] == "auto" and not named and "weather" not in lowered:
-        return []
+    asked = _asked_tool(body, tools)
+    answered = _answers_tool_results(body)
+    if choice["type"] == "auto" and not named and ("weather" not in lowered or answered):
+        if asked is None:
+            return []
+        named = [asked]
+    if choice["type"] == "any" and answered:
+        # After the tools' results the model gives its answer: by a tool not called yet, the last offered.
+        called = {b.get("name") for m in body["messages"] if isinstance(m["content"], list) for b in m["content"]}
+        named = [next((t for t in reversed(tools) if t["name"] not in called), tools[-1])]
     if choice["type"] == "tool":
         named = [t for t in tools if t["name"] == choice["name"]]
     chosen = named or [next((t for t in tools if "weather" in t["name"].lower()), tools[0])]
@@ -412,6 +439,18 @@ def _tool_use_blocks(body: JSON, prompt: str) -> list[JSON]:
     return blocks
 
 
+def _asked_tool(body: JSON, tools: list[JSON]) -> JSON | None:
+    """A tool the system prompt asks the answer to be given by (what the gateway asks when it
+    cannot force the tool): the model complies."""
+    system = " ".join(_texts(body.get("system") or ""))
+    return next((t for t in tools if f"by calling the tool {t['name']}" in system), None)
+
+
+def _answers_tool_results(body: JSON) -> bool:
+    content = body["messages"][-1]["content"]
+    return isinstance(content, list) and any(b.get("type") == "tool_result" for b in content)
+
+
 # --- streaming -------------------------------------------------------------------
 
 
@@ -422,6 +461,8 @@ def stream_events(message: JSON, endless: bool = False) -> Iterator[tuple[str, J
     yield "message_start", {"type": "message_start", "message": start}
     for index, block in enumerate(message["content"]):
         empty = {"type": "text", "text": ""} if block["type"] == "text" else {**block, "input": {}}
+        if block["type"] == "thinking":
+            empty = {"type": "thinking", "thinking": "", "signature": ""}
         yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": empty}
         if index == 0:
             yield "ping", {"type": "ping"}
@@ -438,6 +479,11 @@ def stream_events(message: JSON, endless: bool = False) -> Iterator[tuple[str, J
 
 
 def _block_deltas(block: JSON) -> Iterator[JSON]:
+    if block["type"] == "thinking":  # as the API: thinking deltas, then the signature just before the stop
+        for piece in split_words(block["thinking"]):
+            yield {"type": "thinking_delta", "thinking": piece}
+        yield {"type": "signature_delta", "signature": block["signature"]}
+        return
     if block["type"] == "text":
         for piece in split_words(block["text"]):
             yield {"type": "text_delta", "text": piece}

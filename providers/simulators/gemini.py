@@ -54,6 +54,7 @@ from providers.simulators.gemini_checks import (
     json_object,
     validate_generate,
 )
+from providers.simulators.gemini_modern import modernise, thinks, validate_modern
 from providers.simulators.schema_instance import schema_instance
 
 EMBEDDING_DIMENSION = 768
@@ -102,6 +103,7 @@ async def _handle(request: web.Request, *, vertex: bool) -> web.StreamResponse:
         if action in ("generateContent", "streamGenerateContent"):
             check_model(model, embedding=False)
             validate_generate(payload, vertex)
+            validate_modern(payload, model)
             answer = answer_for(payload, model)
             if action == "generateContent":
                 return web.json_response(answer.response())
@@ -137,16 +139,21 @@ class Answer:
     finish_reason: str
     prompt_tokens: int
     candidates: int = 1
+    thoughts: int = 0  # thinking tokens (thoughtsTokenCount)
     response_id: str = field(default_factory=lambda: uuid.uuid4().hex[:22])
 
     @property
     def completion_tokens(self) -> int:
-        return sum(count_tokens(p.get("text") or str(p.get("functionCall", ""))) for p in self.parts)
+        return sum(count_tokens(p.get("text") or str(p.get("functionCall", ""))) for p in self.parts
+                   if not p.get("thought"))
 
     def usage(self, completion_tokens: int) -> JSON:
-        total = self.prompt_tokens + completion_tokens
-        return {"promptTokenCount": self.prompt_tokens, "candidatesTokenCount": completion_tokens,
-                "totalTokenCount": total}  # fmt: skip
+        total = self.prompt_tokens + completion_tokens + self.thoughts
+        usage = {"promptTokenCount": self.prompt_tokens, "candidatesTokenCount": completion_tokens,
+                 "totalTokenCount": total}  # fmt: skip
+        if self.thoughts:
+            usage["thoughtsTokenCount"] = self.thoughts
+        return usage
 
     def chunk(self, parts: list[JSON], finish: str | None, completion_tokens: int) -> JSON:
         candidates = []
@@ -175,7 +182,18 @@ def _texts(content: JSON) -> str:
 
 def answer_for(payload: JSON, model: str) -> Answer:
     """The deterministic answer to a (validated) GenerateContentRequest; tests use it to
-    know what the simulator said."""
+    know what the simulator said. Thinking models think (thoughtsTokenCount, summaries when
+    asked) and Gemini 3 signs its turns (`gemini_modern`)."""
+    answer = _plain_answer(payload, model)
+    prompt = _texts(payload["contents"][-1])
+    if thinks(payload, model):
+        answer.thoughts = 24 + count_tokens(prompt)
+    if answer.finish_reason != "SAFETY":
+        answer.parts = modernise(answer.parts, payload, model, prompt)
+    return answer
+
+
+def _plain_answer(payload: JSON, model: str) -> Answer:
     contents: list[JSON] = payload["contents"]
     config = payload.get("generationConfig") or {}
     system = payload.get("systemInstruction") or {}
@@ -190,6 +208,13 @@ def answer_for(payload: JSON, model: str) -> Answer:
     if responses:
         summary = "; ".join(f"{r.get('name')} said {dumps(r.get('response')).decode()}" for r in responses)
         prompt = f"{prompt} {summary}".strip()
+        # A result that names a declared function again (say, "now ask get_weather for Berlin") makes
+        # the model call it again: an agent's second tool turn.
+        said = " ".join(dumps(r.get("response")).decode() for r in responses)
+        calls = _function_calls(payload.get("tools") or [], calling, said) if calling.get("mode") != "NONE" else []
+        if any(call["name"].lower() in said.lower() for call in calls):
+            answer.parts = [{"functionCall": call} for call in calls]
+            return answer
     elif "unsafe" in prompt.lower():
         answer.parts, answer.finish_reason = [{"text": " ".join(reply_text(prompt).split()[:3])}], "SAFETY"
         return answer
@@ -240,7 +265,8 @@ def _function_calls(tools: list[JSON], calling: JSON, prompt: str) -> list[JSON]
         chosen = [tool] * max(1, len(cities))
     calls = []
     for n, declaration in enumerate(chosen):
-        args = tool_arguments(_lower_types(declaration.get("parameters") or {}))
+        args = tool_arguments(_lower_types(declaration.get("parameters") or declaration.get("parametersJsonSchema")
+                                           or {}))
         for key in args:
             if n < len(cities) and ("city" in key or "location" in key):
                 args[key] = cities[n]
@@ -266,14 +292,23 @@ def _stream_chunks(answer: Answer, endless: bool) -> Iterator[JSON]:
         while True:
             produced += 1
             yield answer.chunk([{"text": " more"}], None, produced)
-    text = "".join(p.get("text", "") for p in answer.parts)
-    if not text:
-        yield answer.chunk(answer.parts, answer.finish_reason, answer.completion_tokens)
+    thoughts = [p for p in answer.parts if p.get("thought")]
+    parts = [p for p in answer.parts if not p.get("thought")]
+    if thoughts:  # thought summaries come first, in chunks of their own
+        yield answer.chunk(thoughts, None, 0)
+    text = "".join(p.get("text", "") for p in parts)
+    if not text or any("functionCall" in p for p in parts):
+        yield answer.chunk(parts, answer.finish_reason, answer.completion_tokens)
         return
+    signature = next((p["thoughtSignature"] for p in parts if "thoughtSignature" in p), None)
     words = split_words(text)
     for n, word in enumerate(words, start=1):
-        finish = answer.finish_reason if n == len(words) else None
+        last = n == len(words)
+        finish = answer.finish_reason if last and signature is None else None
         yield answer.chunk([{"text": word}], finish, count_tokens("".join(words[:n])))
+    if signature is not None:  # as recorded: the signature on a last, empty text part with the finish
+        yield answer.chunk([{"text": "", "thoughtSignature": signature}], answer.finish_reason,
+                           answer.completion_tokens)
 
 
 async def _stream(

@@ -119,6 +119,9 @@ class ModelConfig:
     created: int = 0
     # Seconds until an answer has begun (retries, failovers and queueing included).
     deadline: float = 300.0
+    # Request parameters removed before this model's upstream sees them (logged, and named
+    # in x-llm-router-dropped-params), for parameters the model refuses.
+    drop_params: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +295,9 @@ def _read_provider(r: Reader, name: str, node: Any) -> ProviderConfig | None:
 
 
 _MODEL_FIELDS = {"type", "endpoints", "meta_data", "targets", "fallbacks", "context_window_fallbacks",
-                 "limits", "completions", "owned_by", "created", "deadline"}
+                 "limits", "completions", "owned_by", "created", "deadline", "drop_params"}
+# What a request cannot do without: never droppable.
+_UNDROPPABLE = {"model", "messages", "input", "prompt", "stream", "file"}
 _ENDPOINT = re.compile(r"^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 _RESERVED_ENDPOINTS = {"/admin", "/healthz", "/readyz", "/metrics", "/openapi.json"}
 
@@ -338,7 +343,16 @@ def _read_model(r: Reader, model_id: str, node: Any, providers: set[str]) -> Mod
         owned_by=r.string(node, "owned_by", path, "") or "",
         created=r.number(node, "created", path, 0, int, 0),
         deadline=r.number(node, "deadline", path, 300.0, float, 0.001),
+        drop_params=_drop_params(r, node, path),
     )
+
+
+def _drop_params(r: Reader, node: dict[str, Any], path: str) -> tuple[str, ...]:
+    names = r.string_list(node, "drop_params", path) or ()
+    for i, name in enumerate(names):
+        if name in _UNDROPPABLE or not re.fullmatch(r"[a-z_]{1,64}", name):
+            r.error(f"{path}.drop_params[{i}]", f"'{name}' is not a request parameter that can be dropped")
+    return tuple(dict.fromkeys(names))
 
 
 def _read_key(r: Reader, i: int, node: Any, models: Mapping[str, ModelConfig]) -> KeyConfig | None:

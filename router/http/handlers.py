@@ -6,9 +6,12 @@ same routes; the prefixes come from the table, so a reload can add one.
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -25,11 +28,14 @@ from router.http.ingress.base import Ingress, Source
 from router.http.ingress.openai import OPENAI
 from router.http.ingress.responses import RESPONSES
 from router.http.usage_api import usage_rows
+from router.state import turns
 from router.state.limits import reserves_tokens
 from router.state.metering import UsageRecord, today
 from router.tokens import PromptEstimate, estimate_completion_tokens, requested_output_tokens
 from router.upstream.dispatch import Outcome, dispatch
 from router.upstream.relay import StreamRelay
+
+log = logging.getLogger("llm_router.http")
 
 MAX_FORM_PARTS = 64  # transcription forms have a handful of short fields
 MAX_FORM_FIELD_BYTES = 64 * 1024
@@ -92,6 +98,7 @@ async def _prepare(request: web.Request, rt: Runtime, endpoint: str, caller: Key
     ex = request[EXCHANGE]
     ex.model = model_id
     model = find_model(rt, endpoint, caller, model_id)
+    body = _drop_params(body, model, ex)
     if model.type is not _OPERATION_MODEL_TYPE[operation]:
         raise validate.bad("model", f"The model '{model_id}' is a {model.type.value} model; use "
                                     f"{endpoint}{_USE_INSTEAD[model.type]} with it.", "wrong_endpoint")
@@ -115,9 +122,23 @@ async def _prepare(request: web.Request, rt: Runtime, endpoint: str, caller: Key
                       native_only=source.native_only if source else None), model
 
 
+def _drop_params(body: dict[str, Any], model: ModelConfig, ex: Exchange) -> dict[str, Any]:
+    """The request without the parameters the route table drops for this model (said in a
+    log line and in the x-llm-router-dropped-params header, never silently)."""
+    dropped = tuple(name for name in model.drop_params if name in body)
+    if not dropped:
+        return body
+    ex.dropped_params = dropped
+    log.info("dropped parameters %s for model %s (drop_params)", ",".join(dropped), model.id)
+    return {name: value for name, value in body.items() if name not in dropped}
+
+
 def _headers(ex: Exchange, outcome: Outcome, extra: dict[str, str]) -> dict[str, str]:
-    return {**extra, "x-request-id": ex.request_id, "x-llm-router-provider": outcome.provider.name,
-            "x-llm-router-model": outcome.model.id}
+    headers = {**extra, "x-request-id": ex.request_id, "x-llm-router-provider": outcome.provider.name,
+               "x-llm-router-model": outcome.model.id}
+    if ex.dropped_params:
+        headers["x-llm-router-dropped-params"] = ",".join(ex.dropped_params)
+    return headers
 
 
 async def _respond(outcome: Outcome, ex: Exchange, headers: dict[str, str],
@@ -143,6 +164,8 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
     gw = request.app[GATEWAY]
     ex = request[EXCHANGE]
     api_request, model = await _prepare(request, rt, endpoint, caller, operation, ingress, raw, source)
+    if operation is Operation.CHAT:
+        await turns.restore(gw.turns, caller.name, api_request)
     prompt_estimate = PromptEstimate(operation, api_request.body)
     reserve = 0
     if reserves_tokens(caller, model):
@@ -156,11 +179,13 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
         outcome = await dispatch(gw, rt, model, api_request, ex.trace)
         ex.model = outcome.model.id
         headers = _headers(ex, outcome, dict(admission.headers))
+        keep_turns = functools.partial(turns.keep, gw.turns, caller.name, outcome.request)
         async with outcome:  # the upstream response and the provider's slot, until the answer is written
             if outcome.response is None:
                 response: web.StreamResponse = await _respond(outcome, ex, headers, prompt_estimate, ingress)
+                await keep_turns()
             else:
-                relay = StreamRelay(ex, outcome, prompt_estimate, ingress.client_stream(outcome.request))
+                relay = StreamRelay(ex, outcome, prompt_estimate, ingress.client_stream(outcome.request), keep_turns)
                 response = await relay.run(request, headers)
         failed = ex.status >= 400
         return response
@@ -173,6 +198,7 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
             request_id=ex.request_id, date=today(), key=caller.name, model=ex.model,
             provider=ex.trace.provider, prompt_tokens=ex.usage.prompt_tokens if ex.usage else 0,
             completion_tokens=ex.usage.completion_tokens if ex.usage else 0, error=failed,
+            reasoning_tokens=ex.usage.reasoning_tokens if ex.usage else 0,
             estimated=bool(ex.usage and ex.usage.estimated), search_units=ex.usage.search_units if ex.usage else 0))
 
 

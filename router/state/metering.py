@@ -33,6 +33,7 @@ class UsageRecord:
     estimated: bool = False
     batch: str = ""  # the write batch it was first sent in (set by the Redis meter; its dedup id)
     search_units: int = 0  # what rerank upstreams that bill by search (Cohere) reported
+    reasoning_tokens: int = 0  # of the completion tokens
 
     @property
     def total_tokens(self) -> int:
@@ -51,7 +52,9 @@ def today() -> str:
     return _day[1]
 
 
-COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors", "search_units")
+# Every count a usage row adds up, in this order (meter.lua takes them by name).
+COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors", "estimated",
+            "reasoning_tokens", "search_units")
 
 
 def checked(record: UsageRecord) -> UsageRecord:
@@ -79,7 +82,8 @@ def _clamp(value: object) -> int:
 
 def record_counts(record: UsageRecord) -> dict[str, int]:
     return {"requests": 1, "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens,
-            "total_tokens": record.total_tokens, "errors": int(record.error), "search_units": record.search_units}
+            "total_tokens": record.total_tokens, "errors": int(record.error), "estimated": int(record.estimated),
+            "reasoning_tokens": record.reasoning_tokens, "search_units": record.search_units}
 
 
 class Meter(Protocol):

@@ -148,20 +148,17 @@ class RedisMeter:
         """One pipelined round trip for whole batches (each record carries its batch id):
         one call per batch and day/key/model, and the days' index; safe to repeat."""
         prefix = self.state.prefix
-        sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * 7)
+        sums: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
         pairs: dict[str, set[bytes]] = {}
         for r in batch:
             key = counters_key(prefix, r.date, r.key, r.model)
             total = sums[(key, r.batch or f"r{r.request_id}")]  # spooled before batch ids: per request
-            counts = record_counts(r)
-            # In meter.lua's order: requests, prompt, completion, total tokens, errors, estimated, search units.
-            for n, value in enumerate((counts["requests"], counts["prompt_tokens"], counts["completion_tokens"],
-                                       counts["total_tokens"], counts["errors"], int(r.estimated),
-                                       counts["search_units"])):
-                total[n] += value
+            for name, value in record_counts(r).items():
+                total[name] += value
             pairs.setdefault(r.date, set()).add(orjson.dumps([r.key, r.model]))
         calls: list[tuple[list[str], list[Any]]] = [
-            ([key, f"{key}:s:{seen}"], [SEEN_TTL, *counts]) for (key, seen), counts in sums.items()]
+            ([key, f"{key}:s:{seen}"], [SEEN_TTL, *(x for name in COUNTERS for x in (name, counts[name]))])
+            for (key, seen), counts in sums.items()]
 
         def index(pipe: Any) -> None:
             for date, members in pairs.items():

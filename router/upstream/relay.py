@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 import aiohttp
@@ -100,8 +100,10 @@ class StreamWatchdog:
 
 class StreamRelay:
     def __init__(self, exchange: Exchange, outcome: Outcome, prompt_estimate: PromptEstimate,
-                 client: ClientStream) -> None:
+                 client: ClientStream, before_end: Callable[[], Awaitable[None]] | None = None) -> None:
         self.exchange = exchange
+        # Run once the answer is whole, before the client sees its end (it may send the next turn then).
+        self.before_end = before_end
         self.client = client
         self.outcome = outcome
         self.prompt_estimate = prompt_estimate
@@ -159,7 +161,10 @@ class StreamRelay:
                         ex.ttft = began - ex.started
                     await response.write(self.client.chunks(payloads))
                 gateway += time.perf_counter() - began
-            await response.write(self._tail())
+            tail = self._tail()
+            if self.before_end is not None:
+                await self.before_end()
+            await response.write(tail)
         except asyncio.CancelledError:
             if watchdog.timed_out():
                 await self._end_with(response, UpstreamError(

@@ -145,7 +145,6 @@ def test_sampling_parameters_are_translated(gw: Gateway) -> None:
     ({"n": 2}, "n"),
     ({"logit_bias": {"42": 10}}, "logit_bias"),
     ({"frequency_penalty": 0.5}, "frequency_penalty"),
-    ({"response_format": {"type": "json_object"}}, "response_format"),
     ({"reasoning_effort": "high"}, "reasoning_effort"),
 ])
 def test_parameters_without_equivalent_are_refused_by_name(gw: Gateway, parameters: dict[str, Any],
@@ -361,7 +360,8 @@ def test_response_format_json_schema_comes_back_as_content(gw: Gateway, stream: 
     finish = finish_reasons(response) if stream else [response.choices[0].finish_reason]
     assert json.loads(text) == {"city": "Hamburg"} and finish == ["stop"]
     body = assert_anthropic_call(received)
-    assert body["tools"] == [{"name": "answer", "input_schema": schema}]
+    assert body["tools"] == [{"name": "answer", "input_schema": schema,
+                              "description": "Answer with this tool: its input is the answer."}]
     assert body["tool_choice"] == {"type": "tool", "name": "answer"}
 
 

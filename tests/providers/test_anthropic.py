@@ -294,7 +294,6 @@ def test_max_tokens_defaults_to_the_models_max_output_length() -> None:
         ("frequency_penalty", 0.5),
         ("presence_penalty", -1),
         ("logit_bias", {"50256": -100}),
-        ("response_format", {"type": "json_object"}),
         ("response_format", {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "array"}}}),
         ("reasoning_effort", "high"),
         ("functions", [{"name": "f"}]),
@@ -335,9 +334,11 @@ def test_json_schema_becomes_one_forced_tool() -> None:
     assert body["tool_choice"] == {"type": "tool", "name": "city"}
 
 
-def test_json_schema_with_tools_is_rejected() -> None:
-    error = rejected({"messages": [USER], "response_format": CITY_FORMAT, "tools": [NO_PARAMS]})
-    assert error.param == "response_format"
+def test_json_schema_with_tools_offers_both_and_requires_one() -> None:
+    body = translate({"messages": [USER], "response_format": CITY_FORMAT, "tools": [NO_PARAMS]})
+    assert [t["name"] for t in body["tools"]] == ["now", "city"]
+    assert body["tool_choice"] == {"type": "any"}
+    assert "city" in body["system"][-1]["text"]
 
 
 def test_json_schema_answer_comes_back_as_content() -> None:

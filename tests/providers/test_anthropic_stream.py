@@ -159,13 +159,14 @@ def test_stream_cut_before_stop_reason_is_an_error_not_a_silent_stop() -> None:
     assert caught.value.status == 502
 
 
-def test_unknown_events_and_thinking_are_skipped() -> None:
+def test_unknown_events_are_skipped_and_thinking_is_reasoning_content() -> None:
     translator = AnthropicStreamTranslator(StreamState(public_model="m", include_usage=False))
     assert translator.feed(event({"type": "brand_new_event", "x": 1})) == []
     thinking = {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}
     assert translator.feed(event(thinking)) == []
     delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hm"}}
-    assert translator.feed(event(delta)) == []
+    [chunk] = translator.feed(event(delta))
+    assert orjson.loads(chunk)["choices"][0]["delta"] == {"reasoning_content": "hm"}
 
 
 def test_non_json_event_is_a_bad_gateway() -> None:

@@ -462,7 +462,7 @@ def test_text_response() -> None:
         }
     ]
     assert ChatCompletion.model_validate(body).choices[0].message.content == "Hello there"
-    assert usage == Usage(prompt_tokens=9, completion_tokens=43)
+    assert usage == Usage(prompt_tokens=9, completion_tokens=43, reasoning_tokens=34)
     assert body["usage"]["total_tokens"] == 52
     assert body["usage"]["completion_tokens_details"] == {"reasoning_tokens": 34}
 

@@ -88,7 +88,7 @@ def test_text_sample() -> None:
         "prompt_tokens_details": {"cached_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 35},
     }
-    assert state.usage == Usage(prompt_tokens=18, completion_tokens=115)
+    assert state.usage == Usage(prompt_tokens=18, completion_tokens=115, reasoning_tokens=35)
     assert state.finish_reason == "stop"
     assert state.done
     assert state.completion_chars == len(text)
@@ -124,7 +124,7 @@ def test_without_include_usage_no_usage_chunk() -> None:
     chunks, state = translate(sample("gemini-stream-text.sse"), None, include_usage=False)
     assert all(c["choices"] for c in chunks)
     assert all("usage" not in c for c in chunks)
-    assert state.usage == Usage(prompt_tokens=18, completion_tokens=115)
+    assert state.usage == Usage(prompt_tokens=18, completion_tokens=115, reasoning_tokens=35)
 
 
 def new_translator(include_usage: bool = False) -> GeminiStreamTranslator:
@@ -163,11 +163,12 @@ def test_finish_reasons(gemini: str, openai: str) -> None:
     assert translator.state.finish_reason == openai
 
 
-def test_thought_parts_are_not_content() -> None:
+def test_thought_parts_are_reasoning_content_not_content() -> None:
     translator = new_translator()
     parts = [{"text": "thinking...", "thought": True}, {"text": "Answer"}]
     payloads = translator.feed(event({"candidates": [{"content": {"role": "model", "parts": parts}}]}))
-    assert orjson.loads(payloads[0])["choices"][0]["delta"] == {"role": "assistant", "content": "Answer"}
+    delta = orjson.loads(payloads[0])["choices"][0]["delta"]
+    assert delta == {"role": "assistant", "reasoning_content": "thinking...", "content": "Answer"}
 
 
 def test_logprobs_ride_on_the_content_chunk() -> None:

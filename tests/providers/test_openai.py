@@ -162,3 +162,20 @@ def test_logprobs_out_of_range_are_a_502(logprobs: dict[str, object]) -> None:
 def test_an_html_error_body_is_not_relayed() -> None:
     error = OPENAI.parse_error(500, {}, b"<html><pre>Traceback ... token=sk-abc123456789xyz</pre></html>")
     assert error.message == "The upstream provider answered HTTP 500."
+
+
+@pytest.mark.parametrize(("adapter", "sample"), [(OPENAI, "openai-chat-reasoning-effort.json"),
+                                                 (AZURE, "azure-openai-chat-reasoning.json")])
+def test_reasoning_tokens_are_metered(adapter: object, sample: str) -> None:
+    _, usage = adapter.from_upstream(chat(reasoning_effort="low"), sample_path(sample).read_bytes())  # type: ignore[attr-defined]
+    assert usage.reasoning_tokens == 192
+    assert usage.to_openai()["completion_tokens_details"] == {"reasoning_tokens": 192}
+
+
+def test_reasoning_effort_passes_through_and_refused_sampling_is_a_400_by_name() -> None:
+    body = orjson.loads(OPENAI.to_upstream(chat(reasoning_effort="high"), "o3").body or b"")
+    assert body["reasoning_effort"] == "high"
+    with pytest.raises(UpstreamError) as caught:
+        OPENAI.to_upstream(chat(reasoning_effort="high", temperature=0.2), "gpt-5-mini")
+    assert (caught.value.status, caught.value.param) == (400, "temperature")
+    assert OPENAI.to_upstream(chat(temperature=0.2), "gpt-5-chat-latest").body  # not a reasoning model

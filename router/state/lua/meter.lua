@@ -1,23 +1,24 @@
 -- Add one batch's usage for one day/key/model to its counters, once per batch: a batch
 -- retried after a lost reply, or replayed from the spool, finds its seen marker.
 -- KEYS: the counters hash, the batch's seen marker (same hash tag).
--- ARGV: seen TTL seconds, requests, prompt, completion, total tokens, errors, estimated, search units
--- (search units may be left out by an older caller).
+-- ARGV: seen TTL seconds, then counter name and count pairs (requests, prompt_tokens, ...).
 -- Every count is a non-negative integer, checked before anything is written.
-for i = 1, 8 do
-  local v = tonumber(ARGV[i] or (i == 8 and '0') or nil)
-  if v == nil or v ~= math.floor(v) or v < 0 or v > 1e15 or (i == 1 and v < 1) then
+local ttl = tonumber(ARGV[1])
+if ttl == nil or ttl ~= math.floor(ttl) or ttl < 1 or ttl > 1e9 or #ARGV % 2 ~= 1 or #ARGV > 65 then
+  return redis.error_reply('ERR llm-router argument: a TTL and name/count pairs expected')
+end
+for i = 3, #ARGV, 2 do
+  local v = tonumber(ARGV[i])
+  if v == nil or v ~= math.floor(v) or v < 0 or v > 1e15 or not string.match(ARGV[i - 1], '^[a-z_]+$') then
     return redis.error_reply('ERR llm-router argument: a count out of range')
   end
 end
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
   return 0
 end
-redis.call('HINCRBY', KEYS[1], 'requests', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'prompt_tokens', ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'completion_tokens', ARGV[4])
-redis.call('HINCRBY', KEYS[1], 'total_tokens', ARGV[5])
-redis.call('HINCRBY', KEYS[1], 'errors', ARGV[6])
-redis.call('HINCRBY', KEYS[1], 'estimated', ARGV[7])
-redis.call('HINCRBY', KEYS[1], 'search_units', ARGV[8] or 0)
+for i = 2, #ARGV, 2 do
+  if ARGV[i + 1] ~= '0' then
+    redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
 return 1
