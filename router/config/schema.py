@@ -87,6 +87,9 @@ class Limits:
     rpm: int | None = None
     tpm: int | None = None
     concurrency: int | None = None
+    # Output tokens a request without max_tokens books against `tpm` at admission (settled
+    # to the real usage after it); None: the next scope's, else router.state.limits' default.
+    reserve_output_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,9 @@ class ModelConfig:
     created: int = 0
     # Seconds until an answer has begun (retries, failovers and queueing included).
     deadline: float = 300.0
+    # The vocabulary the upstream reads token ids in (`cl100k_base`, `o200k_base`): token-id
+    # embedding inputs of that vocabulary are passed through; None: decoded to text first.
+    tokenizer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +285,8 @@ def _read_provider(r: Reader, name: str, node: Any) -> ProviderConfig | None:
 
 
 _MODEL_FIELDS = {"type", "endpoints", "meta_data", "targets", "fallbacks", "context_window_fallbacks",
-                 "limits", "completions", "owned_by", "created", "deadline"}
+                 "limits", "completions", "owned_by", "created", "deadline", "tokenizer"}
+TOKENIZERS = ("cl100k_base", "o200k_base")  # the token-id vocabularies clients send (tiktoken's)
 _ENDPOINT = re.compile(r"^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 _RESERVED_ENDPOINTS = {"/admin", "/healthz", "/readyz", "/metrics", "/openapi.json"}
 
@@ -312,6 +319,9 @@ def _read_model(r: Reader, model_id: str, node: Any, providers: set[str]) -> Mod
             r.error(f"{tpath}.provider", f"unknown provider '{provider}'")
         if provider and upstream_model:
             targets.append(TargetConfig(provider, upstream_model, r.number(t, "weight", tpath, 1, int, 1)))
+    tokenizer = r.string(node, "tokenizer", path)
+    if tokenizer is not None and tokenizer not in TOKENIZERS:
+        r.error(f"{path}.tokenizer", f"unknown tokenizer '{tokenizer}' (known: {', '.join(TOKENIZERS)})")
     return ModelConfig(
         id=model_id,
         type=model_type,
@@ -325,6 +335,7 @@ def _read_model(r: Reader, model_id: str, node: Any, providers: set[str]) -> Mod
         owned_by=r.string(node, "owned_by", path, "") or "",
         created=r.number(node, "created", path, 0, int, 0),
         deadline=r.number(node, "deadline", path, 300.0, float, 0.001),
+        tokenizer=tokenizer,
     )
 
 

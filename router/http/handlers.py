@@ -24,7 +24,7 @@ from router.http.bodies import read_json, read_multipart
 from router.http.ingress.base import Ingress
 from router.http.ingress.openai import OPENAI
 from router.http.usage_api import usage_rows
-from router.state.limits import reserves_tokens
+from router.state.limits import output_reservation, reserves_tokens
 from router.state.metering import UsageRecord, today
 from router.tokens import PromptEstimate, estimate_completion_tokens, requested_output_tokens
 from router.upstream.dispatch import Outcome, dispatch
@@ -139,7 +139,7 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
     if reserves_tokens(caller, model):
         reserve = prompt_estimate.value
         if operation in (Operation.CHAT, Operation.COMPLETIONS):
-            reserve += requested_output_tokens(api_request.body, model.meta_data.max_output_length or 1024)
+            reserve += requested_output_tokens(api_request.body, output_reservation(caller, model))
     admission = await gw.limiter.admit(caller, model, reserve)
     relay: StreamRelay | None = None
     failed = True
