@@ -50,6 +50,16 @@ def _nothing() -> None:
     pass
 
 
+class CannotTranslate(UpstreamError):
+    """The target's translator cannot express the request (a 400 naming the parameter,
+    raised before any upstream call): another target, of another protocol, may."""
+
+    @classmethod
+    def of(cls, error: UpstreamError) -> CannotTranslate:
+        return cls(error.status, error.message, type=error.type, code=error.code, param=error.param,
+                   retryable=False)
+
+
 @dataclass(slots=True)
 class Outcome:
     """A target's answer, owned from the attempt to the end of the relay: the open upstream
@@ -125,7 +135,8 @@ class _Call:
     trace: Trace
     budget: Budget
     attempted: set[str] = field(default_factory=set)
-    last_error: UpstreamError | None = None
+    last_error: UpstreamError | None = None  # the last upstream's (or the gateway's own) failure
+    refusal: CannotTranslate | None = None  # the first translator that could not take the request
 
 
 async def dispatch(gw: Connections, rt: Runtime, model: ModelConfig, request: ApiRequest, trace: Trace) -> Outcome:
@@ -170,6 +181,11 @@ async def _serve(call: _Call, requested: ModelConfig, candidate: ModelConfig, re
         raise _final_error(call, requested)
     try:
         outcome = await _with_retries(call, candidate, req, target, state)
+    except CannotTranslate as refusal:
+        if candidate is requested and call.last_error is None:
+            raise  # the client's own model cannot take its request: the 400 names the parameter
+        _skipped(call, requested, candidate, target, refusal)
+        return None, []
     except UpstreamError as error:
         # Kept without its traceback: that holds this frame, which holds `call`, which would
         # hold the error: a cycle keeping the request (an upload, a body) until a full GC.
@@ -186,9 +202,23 @@ async def _serve(call: _Call, requested: ModelConfig, candidate: ModelConfig, re
     return outcome, []
 
 
+def _skipped(call: _Call, requested: ModelConfig, candidate: ModelConfig, target: TargetConfig,
+             refusal: CannotTranslate) -> None:
+    """A fallback (or a further target) that cannot take the request is passed over: what the
+    client gets, if nothing serves it, is the upstream failure that led here, not this 400."""
+    if call.refusal is None:
+        call.refusal = refusal.with_traceback(None)
+    metrics.FALLBACKS_SKIPPED.labels(requested.id, candidate.id).inc()
+    log.info("fallback skipped: its translator cannot take the request", extra={"fields": {
+        "event": "fallback_skipped", "model": requested.id, "fallback": candidate.id,
+        "provider": target.provider, "param": refusal.param, "reason": refusal.message}})
+
+
 def _final_error(call: _Call, model: ModelConfig) -> UpstreamError:
     last = call.last_error
     attempts = call.trace.attempts
+    if last is None and call.refusal is not None:
+        return call.refusal
     if last is None:
         if call.budget.remaining() < MIN_ATTEMPT:
             return UpstreamError(504, f"No upstream answered for model '{model.id}' within the request's deadline "
@@ -261,8 +291,8 @@ async def _counted_attempt(call: _Call, model: ModelConfig, target: TargetConfig
                            run: _TargetRun) -> Outcome:
     try:
         return await attempt(call, model, target, request)
-    except Overloaded:
-        raise  # the gateway's own limit, not the provider's failure
+    except (Overloaded, CannotTranslate):
+        raise  # the gateway's own limit or translation, not the provider's failure
     except UpstreamError as error:
         metrics.UPSTREAM_ERRORS.labels(target.provider, model.id, str(error.status)).inc()
         if _retryable(error):
@@ -275,19 +305,23 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
     rt, trace = call.rt, call.trace
     provider = rt.table.providers[target.provider]
     adapter = rt.adapters[target.provider]
-    trace.attempts += 1
-    trace.provider, trace.target_model = provider.name, target.model
     if adapter is None:
+        trace.attempts += 1
         raise UpstreamError(503, f"Provider kind '{provider.kind}' is not available in this gateway yet.",
                             type="server_error", code="provider_kind_not_available", retryable=True)
     if request.operation not in KINDS[provider.kind].operations:
-        raise UpstreamError(400, f"The model '{model.id}' does not serve {request.operation.value} requests.",
-                            type="invalid_request_error", retryable=False)
+        raise CannotTranslate(400, f"The model '{model.id}' does not serve {request.operation.value} requests.",
+                              type="invalid_request_error", retryable=False)
     if adapter.inlines_image_urls and request.image_urls and not request.images:
         fetcher = call.gw.image_fetcher()
         fetched = await asyncio.gather(*(fetcher.fetch(url, "messages") for url in request.image_urls))
         request = dataclasses.replace(request, images=dict(zip(request.image_urls, fetched, strict=True)))
-    upstream_call = adapter.to_upstream(request, target.model)
+    try:
+        upstream_call = adapter.to_upstream(request, target.model)
+    except UpstreamError as error:
+        raise CannotTranslate.of(error) from None
+    trace.attempts += 1
+    trace.provider, trace.target_model = provider.name, target.model
     gate = call.guards.gates.for_provider(provider.name, provider.max_concurrency, provider.max_queue)
     started = time.perf_counter()
     try:
