@@ -28,12 +28,13 @@ from typing import Protocol
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential, wait_random
 
-from providers.base import Adapter, ApiRequest, StreamDecoder, StreamTranslator, UpstreamCall, UpstreamError
+from providers.base import Adapter, ApiRequest, Operation, StreamDecoder, StreamTranslator, UpstreamCall, UpstreamError
 from providers.registry import KINDS
 from router import metrics
 from router.config.runtime import Runtime
 from router.config.schema import ModelConfig, ProviderConfig, TargetConfig
 from router.exchange import Trace
+from router.tokens import exceeds_context
 from router.upstream.backpressure import Overloaded
 from router.upstream.call import open_response, read_body, transport_error
 from router.upstream.cooldown import Guards, TargetState
@@ -149,6 +150,10 @@ async def dispatch(gw: Connections, rt: Runtime, model: ModelConfig, request: Ap
         if candidate.id in tried or candidate.type is not model.type:
             continue
         tried.add(candidate.id)
+        too_long = _too_long(call, model, candidate, request)
+        if too_long:
+            queue.extendleft(reversed([call.rt.table.models[m] for m in candidate.context_window_fallbacks]))
+            continue
         req = request if candidate is model else dataclasses.replace(
             request, public_model=candidate.id, max_output_length=candidate.meta_data.max_output_length)
         for target in weighted_order(candidate.targets):
@@ -200,6 +205,27 @@ async def _serve(call: _Call, requested: ModelConfig, candidate: ModelConfig, re
     if candidate is not requested:
         metrics.FALLBACKS.labels(requested.id, candidate.id).inc()
     return outcome, []
+
+
+def _too_long(call: _Call, requested: ModelConfig, candidate: ModelConfig, request: ApiRequest) -> bool:
+    """Pre-flight: a prompt that certainly exceeds the candidate's context window is not sent to
+    it; it goes to its context-window fallbacks, else the client gets OpenAI's 400."""
+    window = candidate.meta_data.max_sequence_length
+    floor = exceeds_context(request.operation, request.body, window)
+    if not floor:
+        return False
+    refusal = CannotTranslate(
+        400, f"This model's maximum context length is {window} tokens. However, your messages resulted in "
+             f"at least {floor} tokens. Please reduce the length of the messages.",
+        type="invalid_request_error", code="context_length_exceeded",
+        param="messages" if request.operation is Operation.CHAT else "prompt", retryable=False)
+    if candidate is requested and not candidate.context_window_fallbacks:
+        raise refusal
+    if call.refusal is None:
+        call.refusal = refusal
+    if candidate is not requested:
+        metrics.FALLBACKS_SKIPPED.labels(requested.id, candidate.id).inc()
+    return True
 
 
 def _skipped(call: _Call, requested: ModelConfig, candidate: ModelConfig, target: TargetConfig,
