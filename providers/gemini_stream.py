@@ -14,6 +14,7 @@ neither retried nor failed over (another attempt would be blocked the same way).
 from __future__ import annotations
 
 import base64
+import math
 import re
 import struct
 import uuid
@@ -247,6 +248,8 @@ def embeddings_from_gemini(payload: JSON, texts: list[str], request: ApiRequest)
         vectors = [(e or {}).get("values") for e in payload.get("embeddings") or []]
     if len(vectors) != len(texts) or not all(isinstance(v, list) for v in vectors):
         raise UpstreamError(502, "Gemini answered a different number of embeddings than inputs", retryable=False)
+    if request.body.get("dimensions"):
+        vectors = [_unit(v) for v in vectors]
     as_base64 = request.body.get("encoding_format") == "base64"
     data = [
         {"object": "embedding", "index": i, "embedding": _float32_base64(v) if as_base64 else v}
@@ -259,6 +262,15 @@ def embeddings_from_gemini(payload: JSON, texts: list[str], request: ApiRequest)
     body = {"object": "list", "data": data, "model": request.public_model,
             "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens}}  # fmt: skip
     return body, usage
+
+
+def _unit(values: list[Any]) -> list[float]:
+    """Google: only the full-size gemini-embedding-001 vector comes normalised; "for other
+    dimensions, including 768 and 1536, you need to normalize the embeddings" (Gemini API
+    embeddings guide, "Ensuring quality for smaller dimensions"). A unit vector is unchanged."""
+    floats = [float(v) for v in values]
+    norm = math.sqrt(sum(v * v for v in floats))
+    return [v / norm for v in floats] if norm > 0 else floats
 
 
 def _float32_base64(values: list[float]) -> str:

@@ -112,6 +112,12 @@ def _text_floor(texts: list[str], window: int) -> int:
     return sum(len(_REPEATS.sub(r"\1", text)) for text in texts) // MAX_CHARS_PER_TOKEN
 
 
+def _prompt_floor(prompt: Any, window: int) -> int:
+    if isinstance(prompt, list):
+        return sum(isinstance(t, int) for t in prompt)  # token ids: exactly their count
+    return _text_floor(list(_texts(prompt)), window)
+
+
 def exceeds_context(operation: Operation, body: JSON, window: int) -> int:
     """The prompt's token floor when it is certainly more than `window` tokens, else 0: a cheap
     lower bound (characters / MAX_CHARS_PER_TOKEN), so a prompt that fits is never refused."""
@@ -121,9 +127,10 @@ def exceeds_context(operation: Operation, body: JSON, window: int) -> int:
         floor = _text_floor(list(_texts([body.get("messages"), body.get("tools")])), window)
     elif operation is Operation.COMPLETIONS:
         prompt = body.get("prompt")
-        prompts = prompt if isinstance(prompt, list) and not all(isinstance(t, int) for t in prompt) else [prompt]
-        floor = max((sum(isinstance(t, int) for t in p) if isinstance(p, list) else _text_floor(list(_texts(p)), window) for p in prompts),
-                    default=0)  # a batch of prompts: each is a request of its own
+        batched = isinstance(prompt, list) and not all(isinstance(t, int) for t in prompt)
+        prompts = prompt if batched else [prompt]
+        # a batch of prompts: each is a request of its own
+        floor = max((_prompt_floor(p, window) for p in prompts), default=0)
     else:
         return 0
     return floor if floor > window else 0

