@@ -25,6 +25,7 @@ class Operation(enum.Enum):
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
     TRANSCRIPTION = "transcription"
+    TRANSLATION = "translation"  # speech to English text
 
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})

@@ -35,7 +35,9 @@ _PATHS = {
     Operation.COMPLETIONS: "/completions",
     Operation.EMBEDDINGS: "/embeddings",
     Operation.TRANSCRIPTION: "/audio/transcriptions",
+    Operation.TRANSLATION: "/audio/translations",
 }
+_MULTIPART = frozenset({Operation.TRANSCRIPTION, Operation.TRANSLATION})  # an audio file and form fields
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,7 +80,7 @@ class OpenAIAdapter:
 
     def to_upstream(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
         url = self.url(request.operation, upstream_model)
-        if request.operation is Operation.TRANSCRIPTION:
+        if request.operation in _MULTIPART:
             return UpstreamCall(url, self._auth_headers, None, multipart=True,
                                 fields=(("model", upstream_model), *request.form))
         body = dict(request.body)
@@ -91,7 +93,7 @@ class OpenAIAdapter:
         return UpstreamCall(url, self._json_headers, dumps(body))
 
     def from_upstream(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
-        if request.operation is Operation.TRANSCRIPTION:
+        if request.operation in _MULTIPART:
             return body, _transcription_usage(body)
         data = _load_object(body)
         if not isinstance(data.get("choices", data.get("data")), list):

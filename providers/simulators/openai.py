@@ -4,7 +4,7 @@ It speaks the real wire format (see the recordings in tests/samples/): chat stre
 and not, `n` choices, tool calls when tools are given, `response_format` (json_object:
 a JSON object; json_schema: an instance of the schema), legacy completions, embeddings
 at each model's dimension (given to `create_app`, else 1024; `dimensions` when asked),
-models, transcriptions, and Azure's deployment paths with `api-key` and `api-version`.
+models, transcriptions and translations, and Azure's deployment paths with `api-key` and `api-version`.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def create_app(api_key: str | None = None, dimensions: Mapping[str, int] | None 
         app.router.add_post(prefix + "/completions", completions)
         app.router.add_post(prefix + "/embeddings", embeddings)
         app.router.add_post(prefix + "/audio/transcriptions", transcriptions)
+        app.router.add_post(prefix + "/audio/translations", translations)
     app.router.add_get("/v1/models", models)
     return app
 
@@ -396,6 +397,16 @@ async def embeddings(request: web.Request) -> web.Response:
 
 
 async def transcriptions(request: web.Request) -> web.Response:
+    return await _speech_to_text(request, "transcribe")
+
+
+async def translations(request: web.Request) -> web.Response:
+    """`audio/translations`: speech in any language to English text; the same form as a
+    transcription, without `language` (OpenAI's API reference, "Create translation")."""
+    return await _speech_to_text(request, "translate")
+
+
+async def _speech_to_text(request: web.Request, task: str) -> web.Response:
     state = request.app[SIMULATOR_STATE]
     denied = _check_auth(request)
     if denied:
@@ -411,12 +422,14 @@ async def transcriptions(request: web.Request) -> web.Response:
         return _error(400, "'file' is a required property", param="file")
     audio = upload.file.read()
     seconds = max(1, len(audio) // 32000)
-    text = f"This is a simulated transcription of {upload.filename} ({len(audio)} bytes)."
+    what = "transcription" if task == "transcribe" else "English translation"
+    text = f"This is a simulated {what} of {upload.filename} ({len(audio)} bytes)."
     fmt = form.get("response_format", "json")
     if fmt in ("text", "srt", "vtt"):
         return web.Response(text=text, content_type="text/plain")
     if fmt == "verbose_json":
-        return web.json_response({"task": "transcribe", "language": form.get("language", "english"),
+        language = form.get("language", "english") if task == "transcribe" else "english"
+        return web.json_response({"task": task, "language": language,
                                   "duration": float(seconds), "text": text, "segments": [],
                                   "usage": {"type": "duration", "seconds": seconds}})
     return web.json_response({"text": text, "usage": {"type": "duration", "seconds": seconds}})

@@ -30,11 +30,13 @@ from router.tokens import PromptEstimate, estimate_completion_tokens, requested_
 from router.upstream.dispatch import Outcome, dispatch
 from router.upstream.relay import StreamRelay
 
+_AUDIO = frozenset({Operation.TRANSCRIPTION, Operation.TRANSLATION})  # multipart: an audio file and fields
 MAX_FORM_PARTS = 64  # transcription forms have a handful of short fields
 MAX_FORM_FIELD_BYTES = 64 * 1024
 
 _OPERATION_MODEL_TYPE = {Operation.CHAT: ModelType.CHAT, Operation.COMPLETIONS: ModelType.CHAT,
-                         Operation.EMBEDDINGS: ModelType.EMBEDDING, Operation.TRANSCRIPTION: ModelType.TRANSCRIPTION}
+                         Operation.EMBEDDINGS: ModelType.EMBEDDING, Operation.TRANSCRIPTION: ModelType.TRANSCRIPTION,
+                         Operation.TRANSLATION: ModelType.TRANSCRIPTION}
 _USE_INSTEAD = {ModelType.CHAT: "/chat/completions", ModelType.EMBEDDING: "/embeddings",
                 ModelType.TRANSCRIPTION: "/audio/transcriptions"}
 
@@ -81,7 +83,7 @@ async def own_usage(request: web.Request, rt: Runtime, endpoint: str, caller: Ke
 async def _prepare(request: web.Request, rt: Runtime, endpoint: str, caller: KeyConfig,
                    operation: Operation, ingress: Ingress) -> tuple[ApiRequest, ModelConfig]:
     limits = rt.table.server.request_limits
-    if operation is Operation.TRANSCRIPTION:
+    if operation in _AUDIO:
         raw = await read_multipart(request, limits)
     else:
         raw = await read_json(request, limits)
@@ -127,7 +129,7 @@ async def _respond(outcome: Outcome, ex: Exchange, headers: dict[str, str],
         usage = Usage(prompt_estimate.value, estimate_completion_tokens(body), estimated=True)
     ex.usage = usage
     content_type = "application/json"
-    if outcome.request.operation is Operation.TRANSCRIPTION and not body.lstrip().startswith(b"{"):
+    if outcome.request.operation in _AUDIO and not body.lstrip().startswith(b"{"):
         content_type = "text/plain"
     return web.Response(body=ingress.answer(body, outcome.request), content_type=content_type, headers=headers)
 
@@ -192,6 +194,7 @@ ROUTES: dict[str, Route] = {
     "/completions": _proxy_for(Operation.COMPLETIONS),
     "/embeddings": _proxy_for(Operation.EMBEDDINGS),
     "/audio/transcriptions": _proxy_for(Operation.TRANSCRIPTION),
+    "/audio/translations": _proxy_for(Operation.TRANSLATION),
     "/models": Route("GET", list_models),
     "/usage": Route("GET", own_usage),
 }

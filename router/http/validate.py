@@ -428,4 +428,5 @@ def _text_or_tokens(value: Any) -> Any:
 
 VALIDATORS: Mapping[Operation, Callable[[JSON], None]] = {
     Operation.COMPLETIONS: completions, Operation.EMBEDDINGS: embeddings, Operation.TRANSCRIPTION: transcription,
+    Operation.TRANSLATION: transcription,
 }
