@@ -5,11 +5,14 @@ The flavours differ only in data (path template, auth header, query, parameters 
 drop), so one adapter reads a small frozen `Flavour` record. Bodies pass through
 unchanged apart from `model` (the upstream's name going out, the public id coming
 back) and `stream_options.include_usage` (always asked for, so usage is metered;
-the usage chunk is left out of the client's stream when the client did not ask).
+the usage chunk is left out of the client's stream when the client did not ask), and
+on Azure api-versions older than 2024-12-01-preview, `developer` messages go as `system`
+(those versions know no developer role and refuse it).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,14 +52,18 @@ class Flavour:
     query: str = ""
     # Parameters this flavour rejects or misreads, dropped before sending.
     drop_params: frozenset[str] = frozenset()
+    # The first api-version (a date) that takes the `developer` role; before it, developer
+    # messages go as `system` (what they replace). "": every version takes it.
+    developer_role_since: str = ""
 
 
 FLAVOURS: dict[str, Flavour] = {
     "openai": Flavour(url_template="{base}{path}", auth_header="Authorization", auth_prefix="Bearer "),
     "openai-compatible": Flavour(url_template="{base}{path}", auth_header="Authorization", auth_prefix="Bearer "),
     # Azure selects the model by deployment in the path; `api-key`, not a bearer token.
+    # Azure's inference spec has the developer role from 2024-12-01-preview on (not in 2024-10-21 GA).
     "azure": Flavour(url_template="{base}/openai/deployments/{model}{path}", auth_header="api-key", auth_prefix="",
-                     query="?api-version={api_version}"),
+                     query="?api-version={api_version}", developer_role_since="2024-12-01"),
 }
 
 
@@ -73,6 +80,7 @@ class OpenAIAdapter:
         self._auth_headers = headers
         self._json_headers = {**headers, "Content-Type": "application/json"}
         self._query = flavour.query.format(api_version=config.api_version or "")
+        self._developer_as_system = _predates(config.api_version or "", flavour.developer_role_since)
 
     def url(self, operation: Operation, upstream_model: str) -> str:
         return self.flavour.url_template.format(
@@ -85,6 +93,8 @@ class OpenAIAdapter:
                                 fields=(("model", upstream_model), *request.form))
         body = dict(request.body)
         body["model"] = upstream_model
+        if self._developer_as_system and request.operation is Operation.CHAT:
+            body["messages"] = _developer_as_system(body.get("messages"))
         if request.stream:
             options = body.get("stream_options")
             body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
@@ -109,6 +119,18 @@ class OpenAIAdapter:
 
     async def refresh_credentials(self) -> None:
         return None  # static keys only
+
+
+def _predates(api_version: str, since: str) -> bool:
+    """Whether a dated api-version (`2024-10-21`, `2024-08-01-preview`) is older than `since`;
+    undated ones (`preview`, `latest`, `v1`) are the newest."""
+    return bool(since) and re.match(r"\d{4}-\d{2}-\d{2}", api_version) is not None and api_version[:10] < since
+
+
+def _developer_as_system(messages: Any) -> Any:
+    if not isinstance(messages, list):
+        return messages
+    return [{**m, "role": "system"} if isinstance(m, dict) and m.get("role") == "developer" else m for m in messages]
 
 
 class OpenAIStream:

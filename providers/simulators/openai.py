@@ -116,6 +116,23 @@ async def _begin(request: web.Request) -> tuple[SimulatorState, Fault | None, An
     return state, fault, body
 
 
+# Azure OpenAI takes the `developer` role from api-version 2024-12-01-preview on (the inference
+# spec's chatCompletionRequestDeveloperMessage first appears there; 2024-10-21, the GA version,
+# and older ones know system, user, assistant, tool and function only).
+AZURE_DEVELOPER_ROLE_SINCE = "2024-12-01"
+
+
+def _developer_role_refused(request: web.Request, messages: list[Any]) -> web.Response | None:
+    version = request.query.get("api-version", "")
+    if "deployment" not in request.match_info or not version[:10] < AZURE_DEVELOPER_ROLE_SINCE:
+        return None
+    for i, message in enumerate(messages):
+        if isinstance(message, dict) and message.get("role") == "developer":
+            return _error(400, "Invalid value: 'developer'. Supported values are: 'system', 'assistant', 'user', "
+                               "'function', and 'tool'.", param=f"messages[{i}].role", code="invalid_value")
+    return None
+
+
 def _model(request: web.Request, body: dict[str, Any]) -> str:
     return str(request.match_info.get("deployment") or body.get("model") or "")
 
@@ -234,6 +251,9 @@ async def chat(request: web.Request) -> web.StreamResponse:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return _error(400, "'messages' is a required property", param="messages")
+    refused_role = _developer_role_refused(request, messages)
+    if refused_role:
+        return refused_role
     bad_image = _check_images(messages)
     if bad_image:
         return _error(400, bad_image, param="messages")
