@@ -174,28 +174,43 @@ def _check_images(messages: list[Any]) -> str | None:
     return None
 
 
+def _tool_name(entry: Any) -> Any:
+    """The name of a function or custom tool (or tool choice): `{type: T, T: {name}}`."""
+    inner = entry.get(entry.get("type")) if isinstance(entry, dict) else None
+    return inner.get("name") if isinstance(inner, dict) else None
+
+
 def _plan_tool_calls(body: dict[str, Any], messages: list[Any]) -> list[dict[str, Any]]:
-    tools = [t.get("function", {}) for t in body.get("tools") or [] if isinstance(t, dict)]
-    if not tools or body.get("tool_choice") == "none":
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":  # a subset, mode auto or required
+        allowed = choice.get("allowed_tools") or {}
+        names = {_tool_name(t) for t in allowed.get("tools") or []}
+        tools, choice = [t for t in tools if _tool_name(t) in names], allowed.get("mode")
+    if not tools or choice == "none":
         return []
     last = messages[-1] if messages else {}
     if isinstance(last, dict) and last.get("role") == "tool":
         return []
     prompt = _text_of(last.get("content") if isinstance(last, dict) else "").lower()
-    choice = body.get("tool_choice")
     if isinstance(choice, dict):
-        chosen = [t for t in tools if t.get("name") == (choice.get("function") or {}).get("name")]
+        chosen = [t for t in tools if _tool_name(t) == _tool_name(choice)]
     else:
-        chosen = [t for t in tools if str(t.get("name", "")).lower() in prompt]
+        chosen = [t for t in tools if str(_tool_name(t) or "").lower() in prompt]
         if not chosen and ("weather" in prompt or choice == "required"):
             chosen = tools[:1]
     if body.get("parallel_tool_calls") is False:
         chosen = chosen[:1]
     calls = []
     for tool in chosen:
-        args = tool_arguments(tool.get("parameters"))
-        calls.append({"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
-                      "function": {"name": tool.get("name"), "arguments": orjson.dumps(args).decode()}})
+        call_id = "call_" + uuid.uuid4().hex[:24]
+        if tool.get("type") == "custom":  # free-form input, no JSON arguments
+            calls.append({"id": call_id, "type": "custom", "custom": {"name": _tool_name(tool), "input": prompt}})
+            continue
+        function = tool.get("function") or {}
+        args = tool_arguments(function.get("parameters"))
+        calls.append({"id": call_id, "type": "function",
+                      "function": {"name": function.get("name"), "arguments": orjson.dumps(args).decode()}})
     return calls
 
 
@@ -262,7 +277,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
         return _error(400, f"Invalid 'n': expected an integer between 1 and {MAX_CHOICES}.", param="n")
     choices = _choices(body, messages)
     prompt_tokens = sum(count_tokens(_text_of(m.get("content"))) + 4 for m in messages if isinstance(m, dict))
-    completion_tokens = sum(count_tokens(c.text) + sum(count_tokens(t["function"]["arguments"]) for t in c.calls)
+    completion_tokens = sum(count_tokens(c.text) + sum(count_tokens(_call_text(t)) for t in c.calls)
                             for c in choices)
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
              "total_tokens": prompt_tokens + completion_tokens}
@@ -289,15 +304,21 @@ def _message(choice: Choice) -> dict[str, Any]:
     return message
 
 
+def _call_text(call: dict[str, Any]) -> str:
+    """A tool call's arguments (function) or free-form input (custom)."""
+    return str(call["function"]["arguments"] if call["type"] == "function" else call["custom"]["input"])
+
+
 def _deltas(choice: Choice) -> list[dict[str, Any]]:
     """A choice as stream deltas: the role, tool calls in pieces, then the words."""
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None if choice.calls else "", "refusal": None}]
     for i, call in enumerate(choice.calls):
-        deltas.append({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
-                                       "function": {"name": call["function"]["name"], "arguments": ""}}]})
-        args = call["function"]["arguments"]
+        kind, field = ("function", "arguments") if call["type"] == "function" else ("custom", "input")
+        deltas.append({"tool_calls": [{"index": i, "id": call["id"], "type": kind,
+                                       kind: {"name": call[kind]["name"], field: ""}}]})
+        args = _call_text(call)
         for j in range(0, len(args), 8):
-            deltas.append({"tool_calls": [{"index": i, "function": {"arguments": args[j:j + 8]}}]})
+            deltas.append({"tool_calls": [{"index": i, kind: {field: args[j:j + 8]}}]})
     deltas.extend({"content": piece} for piece in (split_words(choice.text) if choice.text else []))
     return deltas
 
