@@ -127,8 +127,9 @@ def exceeds_context(operation: Operation, body: JSON, window: int) -> int:
         floor = _text_floor(list(_texts([body.get("messages"), body.get("tools")])), window)
     elif operation is Operation.COMPLETIONS:
         prompt = body.get("prompt")
-        batched = isinstance(prompt, list) and not all(isinstance(t, int) for t in prompt)
-        prompts = prompt if batched else [prompt]
+        prompts: list[Any] = [prompt]
+        if isinstance(prompt, list) and not all(isinstance(t, int) for t in prompt):
+            prompts = prompt
         # a batch of prompts: each is a request of its own
         floor = max((_prompt_floor(p, window) for p in prompts), default=0)
     else:

