@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -27,6 +27,7 @@ class Operation(enum.Enum):
     EMBEDDINGS = "embeddings"
     TRANSCRIPTION = "transcription"
     RERANK = "rerank"
+    TRANSLATION = "translation"  # speech to English text
 
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -254,6 +255,14 @@ class Adapter(Protocol):
         """Fetch credentials that come from a command or a file (Vertex tokens) ahead of
         the first request; the router calls it at start and after each reload."""
         ...
+
+
+@runtime_checkable
+class EmbeddingBatches(Protocol):
+    """An adapter whose upstream takes at most so many embedding inputs in one call: the
+    router splits larger requests, calls the pieces concurrently and joins the answers."""
+
+    def embedding_batch_size(self, upstream_model: str) -> int: ...
 
 
 # What walking an upstream body of the wrong shape raises (a list where an object was due...).

@@ -50,9 +50,11 @@ What becomes of each OpenAI chat parameter (OpenAI -> Gemini):
   `["text"]`, `prediction`, `verbosity`, `web_search_options`
   and any other field -> 400 naming the parameter (an explicit null is accepted).
 
-Embeddings: `input` (string or list of strings; token arrays: 400) -> `batchEmbedContents`
-(Gemini API) or `:predict` instances (Vertex AI); `dimensions` -> `outputDimensionality`;
-`encoding_format: base64` is produced here from the floats; `user` is dropped.
+Embeddings: `input` (string or list of strings; token arrays: 400, the router decodes them
+to text first) -> `batchEmbedContents` (Gemini API) or `:predict` instances (Vertex AI), at
+most `embedding_batch_size` inputs a call (the router splits larger requests); `dimensions`
+-> `outputDimensionality`, the reduced vectors normalised; `encoding_format: base64` is
+produced here from the floats; `user` is dropped.
 
 Vertex credentials (a static token, a token file or a token command) are in `vertex_auth`.
 """
@@ -381,6 +383,21 @@ def embeddings_to_gemini(body: JSON, upstream_model: str, embed_action: str) -> 
     return {"requests": [{"model": model, "content": {"parts": [{"text": text}]}, **extra} for text in texts]}
 
 
+# batchEmbedContents: "at most 100 requests can be in one batch" (its 400 INVALID_ARGUMENT).
+GEMINI_EMBED_BATCH = 100
+# Vertex AI text embeddings (cloud.google.com/vertex-ai/generative-ai/docs/embeddings/get-text-embeddings,
+# "API limits"): at most 250 input texts a request, and gemini-embedding-001 (the newer models)
+# "supports a single instance per request".
+VERTEX_EMBED_BATCH = 250
+VERTEX_SINGLE_INSTANCE_PREFIXES = ("gemini-embedding-",)
+
+
+def embedding_batch_size(kind: str, upstream_model: str) -> int:
+    if kind != "vertex":
+        return GEMINI_EMBED_BATCH
+    return 1 if upstream_model.startswith(VERTEX_SINGLE_INSTANCE_PREFIXES) else VERTEX_EMBED_BATCH
+
+
 # --- the adapter ----------------------------------------------------------------------
 
 
@@ -394,6 +411,9 @@ class GeminiAdapter:
         self._model_url = self._model_url.replace("{project}", quote(config.project or "", safe=""))
         self._model_url = self._model_url.replace("{location}", quote(config.location or "", safe=""))
         self._credential = credential_for(config)
+
+    def embedding_batch_size(self, upstream_model: str) -> int:
+        return embedding_batch_size(self.kind, upstream_model)
 
     def to_upstream(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
         model_url = self._model_url.replace("{model}", quote(upstream_model, safe=""))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import math
 import re
 import struct
 import uuid
@@ -316,6 +317,8 @@ def embeddings_from_gemini(payload: JSON, texts: list[str], request: ApiRequest)
         vectors = [(e or {}).get("values") for e in payload.get("embeddings") or []]
     if len(vectors) != len(texts) or not all(isinstance(v, list) for v in vectors):
         raise UpstreamError(502, "Gemini answered a different number of embeddings than inputs", retryable=False)
+    if request.body.get("dimensions"):
+        vectors = [_unit(v) for v in vectors]
     as_base64 = request.body.get("encoding_format") == "base64"
     data = []
     for i, vector in enumerate(vectors):
@@ -337,6 +340,19 @@ def _float32(values: list[Any]) -> bytes:
         return struct.pack(f"<{len(values)}f", *values)
     except (struct.error, OverflowError):
         raise OutOfRange("an embedding holds a value that is not a float32") from None
+
+
+def _unit(values: list[Any]) -> list[float]:
+    """Google: only the full-size gemini-embedding-001 vector comes normalised; "for other
+    dimensions, including 768 and 1536, you need to normalize the embeddings" (Gemini API
+    embeddings guide, "Ensuring quality for smaller dimensions"). A unit vector is unchanged."""
+    floats = [float(v) for v in values]
+    norm = math.sqrt(sum(v * v for v in floats))
+    return [v / norm for v in floats] if norm > 0 else floats
+
+
+def _float32_base64(values: list[float]) -> str:
+    return base64.b64encode(_float32(values)).decode()
 
 
 # --- errors --------------------------------------------------------------------------

@@ -5,7 +5,9 @@ The flavours differ only in data (path template, auth header, query, parameters 
 drop), so one adapter reads a small frozen `Flavour` record. Bodies pass through
 unchanged apart from `model` (the upstream's name going out, the public id coming
 back) and `stream_options.include_usage` (always asked for, so usage is metered;
-the usage chunk is left out of the client's stream when the client did not ask).
+the usage chunk is left out of the client's stream when the client did not ask), and
+on Azure api-versions older than 2024-12-01-preview, `developer` messages go as `system`
+(those versions know no developer role and refuse it).
 
 `reasoning_effort`, `response_format` and strict tools pass through: the upstream has them
 natively. Reasoning models (o-series, GPT-5 but not gpt-5-chat) refuse sampling parameters
@@ -16,6 +18,7 @@ other than their defaults; those are a 400 naming the parameter here, before the
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +62,9 @@ _PATHS = {
     Operation.EMBEDDINGS: "/embeddings",
     Operation.TRANSCRIPTION: "/audio/transcriptions",
     Operation.RERANK: "/rerank",  # vLLM's Jina/Cohere-compatible rerank (`{base}` ends in /v1)
+    Operation.TRANSLATION: "/audio/translations",
 }
+_MULTIPART = frozenset({Operation.TRANSCRIPTION, Operation.TRANSLATION})  # an audio file and form fields
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,14 +78,19 @@ class Flavour:
     drop_params: frozenset[str] = frozenset()
     # The Responses API (`responses_api: true`); Azure names the deployment in the body there.
     responses_template: str = "{base}/responses"
+    # The first api-version (a date) that takes the `developer` role; before it, developer
+    # messages go as `system` (what they replace). "": every version takes it.
+    developer_role_since: str = ""
 
 
 FLAVOURS: dict[str, Flavour] = {
     "openai": Flavour(url_template="{base}{path}", auth_header="Authorization", auth_prefix="Bearer "),
     "openai-compatible": Flavour(url_template="{base}{path}", auth_header="Authorization", auth_prefix="Bearer "),
     # Azure selects the model by deployment in the path; `api-key`, not a bearer token.
+    # Azure's inference spec has the developer role from 2024-12-01-preview on (not in 2024-10-21 GA).
     "azure": Flavour(url_template="{base}/openai/deployments/{model}{path}", auth_header="api-key", auth_prefix="",
-                     query="?api-version={api_version}", responses_template="{base}/openai/responses"),
+                     query="?api-version={api_version}", responses_template="{base}/openai/responses",
+                     developer_role_since="2024-12-01"),
 }
 
 
@@ -97,6 +107,7 @@ class OpenAIAdapter:
         self._auth_headers = headers
         self._json_headers = {**headers, "Content-Type": "application/json"}
         self._query = flavour.query.format(api_version=config.api_version or "")
+        self._developer_as_system = _predates(config.api_version or "", flavour.developer_role_since)
 
     def url(self, operation: Operation, upstream_model: str) -> str:
         return self.flavour.url_template.format(
@@ -107,13 +118,15 @@ class OpenAIAdapter:
             url = self.flavour.responses_template.format(base=self.config.base_url) + self._query
             return UpstreamCall(url, self._json_headers, passthrough_body(request.source, upstream_model))
         url = self.url(request.operation, upstream_model)
-        if request.operation is Operation.TRANSCRIPTION:
+        if request.operation in _MULTIPART:
             return UpstreamCall(url, self._auth_headers, None, multipart=True,
                                 fields=(("model", upstream_model), *request.form))
         body = dict(request.body)
         if request.operation is Operation.CHAT and is_openai_reasoning_model(upstream_model):
             _refuse_reasoning_sampling(body)
         body["model"] = upstream_model
+        if self._developer_as_system and request.operation is Operation.CHAT:
+            body["messages"] = _developer_as_system(body.get("messages"))
         if request.stream:
             options = body.get("stream_options")
             body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
@@ -124,7 +137,7 @@ class OpenAIAdapter:
     def from_upstream(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
         if request.passthrough:
             return passthrough_answer(body, request.public_model)
-        if request.operation is Operation.TRANSCRIPTION:
+        if request.operation in _MULTIPART:
             return body, _transcription_usage(body)
         data = _load_object(body)
         if request.operation is Operation.RERANK:
@@ -149,6 +162,18 @@ class OpenAIAdapter:
 
     async def refresh_credentials(self) -> None:
         return None  # static keys only
+
+
+def _predates(api_version: str, since: str) -> bool:
+    """Whether a dated api-version (`2024-10-21`, `2024-08-01-preview`) is older than `since`;
+    undated ones (`preview`, `latest`, `v1`) are the newest."""
+    return bool(since) and re.match(r"\d{4}-\d{2}-\d{2}", api_version) is not None and api_version[:10] < since
+
+
+def _developer_as_system(messages: Any) -> Any:
+    if not isinstance(messages, list):
+        return messages
+    return [{**m, "role": "system"} if isinstance(m, dict) and m.get("role") == "developer" else m for m in messages]
 
 
 class OpenAIStream:

@@ -47,6 +47,8 @@ UPSTREAM_ERRORS = Counter("llm_router_upstream_errors", "Failed upstream attempt
 RETRIES = Counter("llm_router_retries", "Upstream attempts retried", ["provider", "model"], registry=_DEFINED)
 FALLBACKS = Counter("llm_router_fallbacks", "Requests served by a fallback model", ["model", "fallback"],
                     registry=_DEFINED)
+FALLBACKS_SKIPPED = Counter("llm_router_fallbacks_skipped", "Fallback targets skipped: their translator cannot "
+                            "express the request", ["model", "fallback"], registry=_DEFINED)
 RATE_LIMITED = Counter("llm_router_rate_limited", "Requests refused by a gateway limit", ["key", "model", "limit"],
                        registry=_DEFINED)
 # Gauges across workers: in-flight requests add up over the live workers; a flag is
@@ -121,6 +123,7 @@ def table_loaded(table: RouteTable) -> None:
             COOLING_DOWN.labels(target.provider, model.id)
         for fallback in (*model.fallbacks, *model.context_window_fallbacks):
             FALLBACKS.labels(model.id, fallback)
+            FALLBACKS_SKIPPED.labels(model.id, fallback)
 
 
 _children: dict[tuple[int, tuple[str, ...]], Any] = {}

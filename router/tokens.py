@@ -6,6 +6,8 @@ estimates are marked as such wherever they are metered.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -83,3 +85,56 @@ def requested_output_tokens(body: JSON, default: int) -> int:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return default
+
+
+# --- a floor under the prompt's tokens, for refusing what certainly does not fit ----------
+
+# No vocabulary has a token longer than this many characters once a run of one repeated
+# character (long runs of spaces, dashes or '=' are single tokens in BPE vocabularies) counts
+# as one: cl100k_base's longest is 42 ('.translatesAutoresizingMaskIntoConstrain'), o200k_base's
+# 26. A floor of characters / this never exceeds the real count, whatever the tokenizer.
+MAX_CHARS_PER_TOKEN = 64
+_REPEATS = re.compile(r"(.)\1+", re.S)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("content", "text", "arguments", "tool_calls", "function", "description", "prompt"):
+                yield from _texts(item)
+
+
+def _text_floor(texts: list[str], window: int) -> int:
+    if sum(map(len, texts)) // MAX_CHARS_PER_TOKEN <= window:
+        return 0  # the common case: fits whatever the text is, nothing more to look at
+    return sum(len(_REPEATS.sub(r"\1", text)) for text in texts) // MAX_CHARS_PER_TOKEN
+
+
+def _prompt_floor(prompt: Any, window: int) -> int:
+    if isinstance(prompt, list):
+        return sum(isinstance(t, int) for t in prompt)  # token ids: exactly their count
+    return _text_floor(list(_texts(prompt)), window)
+
+
+def exceeds_context(operation: Operation, body: JSON, window: int) -> int:
+    """The prompt's token floor when it is certainly more than `window` tokens, else 0: a cheap
+    lower bound (characters / MAX_CHARS_PER_TOKEN), so a prompt that fits is never refused."""
+    if window <= 0:
+        return 0
+    if operation is Operation.CHAT:
+        floor = _text_floor(list(_texts([body.get("messages"), body.get("tools")])), window)
+    elif operation is Operation.COMPLETIONS:
+        prompt = body.get("prompt")
+        prompts: list[Any] = [prompt]
+        if isinstance(prompt, list) and not all(isinstance(t, int) for t in prompt):
+            prompts = prompt
+        # a batch of prompts: each is a request of its own
+        floor = max((_prompt_floor(p, window) for p in prompts), default=0)
+    else:
+        return 0
+    return floor if floor > window else 0

@@ -58,7 +58,8 @@ from providers.simulators.gemini_modern import modernise, thinks, validate_moder
 from providers.simulators.schema_instance import schema_instance
 
 EMBEDDING_DIMENSION = 768
-MAX_EMBED_BATCH = 100
+MAX_EMBED_BATCH = 100  # batchEmbedContents' own 400: "at most 100 requests can be in one batch"
+MAX_VERTEX_INSTANCES = 250
 CITIES = (
     "Paris", "London", "Berlin", "Hamburg", "Munich", "Frankfurt", "Vienna", "Zurich", "Amsterdam", "Madrid",
     "Barcelona", "Rome", "Milan", "Lisbon", "Dublin", "Stockholm", "Oslo", "Copenhagen", "Prague", "Warsaw",
@@ -113,7 +114,7 @@ async def _handle(request: web.Request, *, vertex: bool) -> web.StreamResponse:
         if action == "batchEmbedContents" and not vertex:
             return web.json_response(_batch_embed(payload, model, dimension))
         if action == "predict" and vertex:
-            return web.json_response(_vertex_predict(payload, dimension))
+            return web.json_response(_vertex_predict(payload, model, dimension))
         raise GeminiError(404, f"Method {action!r} is not found for models/{model}.")
     except GeminiError as error:
         return error.response(fault.retry_after if fault is not None else None)
@@ -360,6 +361,14 @@ def embedding_vector(text: str, dimension: int = EMBEDDING_DIMENSION) -> list[fl
     return [round(v / norm, 6) for v in values]
 
 
+def reduced_vector(text: str, model_dimension: int, dimension: int) -> list[float]:
+    """`outputDimensionality` below the model's own: the first values of the full vector
+    (Matryoshka), not normalised again. Google: "The 3072 dimension embedding is normalized
+    ... For other dimensions, including 768 and 1536, you need to normalize the embeddings"
+    (ai.google.dev/gemini-api/docs/embeddings, "Ensuring quality for smaller dimensions")."""
+    return embedding_vector(text, model_dimension)[:dimension]
+
+
 def _dimension(value: Any, model_dimension: int) -> int:
     """`outputDimensionality` truncates the model's own dimension, never exceeds it."""
     if value is None:
@@ -384,14 +393,21 @@ def _batch_embed(payload: JSON, model: str, model_dimension: int) -> JSON:
             raise invalid(f"* BatchEmbedContentsRequest.requests[{i}].content: text parts are required")
         text = " ".join(p["text"] for p in parts)
         dimension = _dimension(item.get("outputDimensionality"), model_dimension)
-        embeddings.append({"values": embedding_vector(text, dimension)})
+        embeddings.append({"values": reduced_vector(text, model_dimension, dimension)})
     return {"embeddings": embeddings}
 
 
-def _vertex_predict(payload: JSON, model_dimension: int) -> JSON:
+def _vertex_predict(payload: JSON, model: str, model_dimension: int) -> JSON:
     instances = payload.get("instances")
     if not isinstance(instances, list) or not instances:
         raise invalid("instances must not be empty")
+    # Vertex AI text embeddings, "API limits": at most 250 input texts a request; the newer
+    # gemini-embedding-001 "supports a single instance per request"
+    # (cloud.google.com/vertex-ai/generative-ai/docs/embeddings/get-text-embeddings).
+    most = 1 if model.startswith("gemini-embedding-") else MAX_VERTEX_INSTANCES
+    if len(instances) > most:
+        raise invalid(f"Unable to submit request because {model} supports at most {most} instance"
+                      f"{'s' if most != 1 else ''} per request; {len(instances)} were given.")
     dimension = _dimension((payload.get("parameters") or {}).get("outputDimensionality"), model_dimension)
     predictions = []
     for instance in instances:
@@ -399,5 +415,6 @@ def _vertex_predict(payload: JSON, model_dimension: int) -> JSON:
         if not isinstance(text, str):
             raise invalid("Each instance needs a 'content' string.")
         statistics = {"token_count": count_tokens(text), "truncated": False}
-        predictions.append({"embeddings": {"values": embedding_vector(text, dimension), "statistics": statistics}})
+        vector = reduced_vector(text, model_dimension, dimension)
+        predictions.append({"embeddings": {"values": vector, "statistics": statistics}})
     return {"predictions": predictions}

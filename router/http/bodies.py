@@ -78,6 +78,10 @@ async def read_multipart(request: web.Request, limits: RequestLimits) -> ApiRequ
         raise validate.bad("body", f"The multipart/form-data body could not be read ({type(exc).__name__}).") \
             from None
     fields, upload = form
+    names = [name for name, _ in fields if not name.endswith("[]")]
+    repeated = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if repeated is not None:  # one value each, except array fields (`timestamp_granularities[]`)
+        raise validate.bad(repeated, f"The form field '{repeated}' is given more than once.")
     if upload is None:
         raise validate.bad("file", "Missing required parameter: 'file'.")
     return ApiRequest(Operation.TRANSCRIPTION, dict(fields), "",

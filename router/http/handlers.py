@@ -29,7 +29,7 @@ from router.http.ingress.openai import OPENAI
 from router.http.ingress.responses import RESPONSES
 from router.http.usage_api import usage_rows
 from router.state import turns
-from router.state.limits import reserves_tokens
+from router.state.limits import output_reservation, reserves_tokens
 from router.state.metering import UsageRecord, today
 from router.tokens import PromptEstimate, estimate_completion_tokens, requested_output_tokens
 from router.upstream.dispatch import Outcome, dispatch
@@ -37,12 +37,13 @@ from router.upstream.relay import StreamRelay
 
 log = logging.getLogger("llm_router.http")
 
+_AUDIO = frozenset({Operation.TRANSCRIPTION, Operation.TRANSLATION})  # multipart: an audio file and fields
 MAX_FORM_PARTS = 64  # transcription forms have a handful of short fields
 MAX_FORM_FIELD_BYTES = 64 * 1024
 
 _OPERATION_MODEL_TYPE = {Operation.CHAT: ModelType.CHAT, Operation.COMPLETIONS: ModelType.CHAT,
                          Operation.EMBEDDINGS: ModelType.EMBEDDING, Operation.TRANSCRIPTION: ModelType.TRANSCRIPTION,
-                         Operation.RERANK: ModelType.RERANK}
+                         Operation.RERANK: ModelType.RERANK, Operation.TRANSLATION: ModelType.TRANSCRIPTION}
 _USE_INSTEAD = {ModelType.CHAT: "/chat/completions", ModelType.EMBEDDING: "/embeddings",
                 ModelType.TRANSCRIPTION: "/audio/transcriptions", ModelType.RERANK: "/rerank"}
 
@@ -91,7 +92,7 @@ async def _prepare(request: web.Request, rt: Runtime, endpoint: str, caller: Key
                    source: Source | None) -> tuple[ApiRequest, ModelConfig]:
     limits = rt.table.server.request_limits
     if raw is None:
-        reader = read_multipart if operation is Operation.TRANSCRIPTION else read_json
+        reader = read_multipart if operation in _AUDIO else read_json
         raw = await reader(request, limits)
     body = ingress.to_canonical(raw.body)
     model_id = validate.model_id(body, limits)
@@ -143,15 +144,18 @@ def _headers(ex: Exchange, outcome: Outcome, extra: dict[str, str]) -> dict[str,
 
 async def _respond(outcome: Outcome, ex: Exchange, headers: dict[str, str],
                    prompt_estimate: PromptEstimate, ingress: Ingress) -> web.Response:
-    assert outcome.body is not None
-    body, usage = outcome.adapter.from_upstream(outcome.request, outcome.body)
+    if outcome.answer is not None:  # joined from several upstream calls, translated already
+        body, usage = outcome.answer
+    else:
+        assert outcome.body is not None
+        body, usage = outcome.adapter.from_upstream(outcome.request, outcome.body)
     outcome.body = None  # the raw answer is not needed while the client is sent the translated one
     if usage.estimated:
         usage = Usage(prompt_estimate.value, estimate_completion_tokens(body), estimated=True,
                       search_units=usage.search_units)
     ex.usage = usage
     content_type = "application/json"
-    if outcome.request.operation is Operation.TRANSCRIPTION and not body.lstrip().startswith(b"{"):
+    if outcome.request.operation in _AUDIO and not body.lstrip().startswith(b"{"):
         content_type = "text/plain"
     return web.Response(body=ingress.answer(body, outcome.request), content_type=content_type, headers=headers)
 
@@ -171,7 +175,7 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
     if reserves_tokens(caller, model):
         reserve = prompt_estimate.value
         if operation in (Operation.CHAT, Operation.COMPLETIONS):
-            reserve += requested_output_tokens(api_request.body, model.meta_data.max_output_length or 1024)
+            reserve += requested_output_tokens(api_request.body, output_reservation(caller, model))
     admission = await gw.limiter.admit(caller, model, reserve)
     relay: StreamRelay | None = None
     failed = True
@@ -181,7 +185,7 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
         headers = _headers(ex, outcome, dict(admission.headers))
         keep_turns = functools.partial(turns.keep, gw.turns, caller.name, outcome.request)
         async with outcome:  # the upstream response and the provider's slot, until the answer is written
-            if outcome.response is None:
+            if outcome.response is None:  # a whole answer
                 response: web.StreamResponse = await _respond(outcome, ex, headers, prompt_estimate, ingress)
                 await keep_turns()
             else:
@@ -229,6 +233,7 @@ ROUTES: dict[str, Route] = {
     "/embeddings": _proxy_for(Operation.EMBEDDINGS),
     "/audio/transcriptions": _proxy_for(Operation.TRANSCRIPTION),
     "/rerank": _proxy_for(Operation.RERANK),  # Cohere/Jina-shaped in and out: the identity ingress
+    "/audio/translations": _proxy_for(Operation.TRANSLATION),
     "/models": Route("GET", list_models),
     "/usage": Route("GET", own_usage),
     "/responses": Route("POST", _create_response, RESPONSES),

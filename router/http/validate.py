@@ -288,29 +288,38 @@ def _part(part: Any, path: str, allowed: frozenset[str], limits: RequestLimits, 
 
 
 def _tool_calls(calls: Any, path: str) -> bool:
-    """Check an assistant's tool calls; True when there is at least one."""
+    """Check an assistant's tool calls (function calls, or OpenAI's custom tool calls with
+    their free-form `input`); True when there is at least one."""
     if calls is None:
         return False
     if not isinstance(calls, list):
         raise _wrong_type(path, "an array", calls)
     for i, call in enumerate(calls):
-        function = _function_of(call, f"{path}[{i}]")
+        kind, inner = _typed_entry(call, f"{path}[{i}]")
         _string(call, "id", f"{path}[{i}].", required=True)
-        _string(function, "name", f"{path}[{i}].function.", required=True)
-        _string(function, "arguments", f"{path}[{i}].function.", required=True)
+        _string(inner, "name", f"{path}[{i}].{kind}.", required=True)
+        _string(inner, "arguments" if kind == "function" else "input", f"{path}[{i}].{kind}.", required=True)
     return bool(calls)
 
 
-def _function_of(entry: Any, path: str) -> JSON:
-    """The `function` of a `{"type": "function", "function": {...}}` entry (a tool, a tool call)."""
+# OpenAI's tool kinds: `function` (JSON arguments) and `custom` (free-form input, optionally a
+# grammar). The gateway passes both to OpenAI-family upstreams as they are; a translator that
+# cannot express a custom tool answers the 400 naming it.
+_TOOL_KINDS = ("function", "custom")
+
+
+def _typed_entry(entry: Any, path: str) -> tuple[str, JSON]:
+    """The kind and body of a `{"type": K, K: {...}}` entry (a tool, a tool call, a tool choice)."""
     if not isinstance(entry, dict):
         raise _wrong_type(path, "an object", entry)
-    if entry.get("type") != "function":
-        raise bad(f"{path}.type", f"Invalid value for '{path}.type': expected 'function'.", "invalid_value")
-    function = _object(entry, "function", f"{path}.")
-    if function is None:
-        raise bad(f"{path}.function", f"Missing required parameter: '{path}.function'.")
-    return function
+    kind = entry.get("type")
+    if kind not in _TOOL_KINDS:
+        raise bad(f"{path}.type", f"Invalid value for '{path}.type': expected 'function' or 'custom'.",
+                  "invalid_value")
+    inner = _object(entry, kind, f"{path}.")
+    if inner is None:
+        raise bad(f"{path}.{kind}", f"Missing required parameter: '{path}.{kind}'.")
+    return kind, inner
 
 
 def _tools(body: JSON, limits: RequestLimits) -> None:
@@ -322,10 +331,13 @@ def _tools(body: JSON, limits: RequestLimits) -> None:
     if len(tools) > limits.max_tools:
         raise bad("tools", f"Too many tools: {len(tools)} is over the limit of {limits.max_tools} (max_tools).")
     for i, tool in enumerate(tools):
-        function = _function_of(tool, f"tools[{i}]")
-        prefix = f"tools[{i}].function."
+        kind, function = _typed_entry(tool, f"tools[{i}]")
+        prefix = f"tools[{i}].{kind}."
         _name(function, "name", prefix)
         _string(function, "description", prefix)
+        if kind == "custom":
+            _object(function, "format", prefix)
+            continue
         if "parameters" in function and not isinstance(function["parameters"], dict):
             raise bad(prefix + "parameters", f"Invalid type for '{prefix}parameters': expected a JSON schema "
                                              "object.")
@@ -335,11 +347,22 @@ def _tools(body: JSON, limits: RequestLimits) -> None:
 def _tool_choice(choice: Any) -> None:
     if choice is None or choice in _TOOL_CHOICES:
         return
-    if not isinstance(choice, dict) or choice.get("type") != "function" or not isinstance(
-            choice.get("function"), dict):
-        raise bad("tool_choice", "Invalid 'tool_choice': expected 'none', 'auto', 'required' or "
-                                 "{\"type\": \"function\", \"function\": {\"name\": ...}}.", "invalid_value")
-    _name(choice["function"], "name", "tool_choice.function.")
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind == "allowed_tools":  # OpenAI: a subset of the tools, in mode auto or required
+        allowed = _object(choice, "allowed_tools", "tool_choice.")
+        if allowed is None or allowed.get("mode") not in ("auto", "required") or not isinstance(
+                allowed.get("tools"), list):
+            raise bad("tool_choice.allowed_tools", "Invalid 'tool_choice.allowed_tools': expected {\"mode\": "
+                                                   "\"auto\" or \"required\", \"tools\": [...]}.", "invalid_value")
+        for i, tool in enumerate(allowed["tools"]):
+            _kind, named = _typed_entry(tool, f"tool_choice.allowed_tools.tools[{i}]")
+            _name(named, "name", f"tool_choice.allowed_tools.tools[{i}].{_kind}.")
+        return
+    if kind not in _TOOL_KINDS or not isinstance(choice.get(kind), dict):
+        raise bad("tool_choice", "Invalid 'tool_choice': expected 'none', 'auto', 'required', "
+                                 "{\"type\": \"function\", \"function\": {\"name\": ...}}, a custom tool "
+                                 "or allowed_tools.", "invalid_value")
+    _name(choice[kind], "name", f"tool_choice.{kind}.")
 
 
 def _response_format(fmt: Any) -> None:
@@ -468,4 +491,5 @@ def _text_or_tokens(value: Any) -> Any:
 VALIDATORS: Mapping[Operation, Callable[[JSON], None]] = {
     Operation.COMPLETIONS: completions, Operation.EMBEDDINGS: embeddings, Operation.TRANSCRIPTION: transcription,
     Operation.RERANK: rerank,
+    Operation.TRANSLATION: transcription,
 }

@@ -62,6 +62,24 @@ def scopes_for(caller: KeyConfig, model: ModelConfig) -> list[Scope]:
     return found
 
 
+# What a request without max_tokens books for its answer until it is settled: most answers are
+# far shorter than a model's max_output_length (16,384 on gpt-4o), and booking that would let
+# only a few such requests through a tpm limit. An answer that runs longer is charged at settling.
+DEFAULT_RESERVE_OUTPUT_TOKENS = 1024
+
+
+def output_reservation(caller: KeyConfig, model: ModelConfig) -> int:
+    """`limits.reserve_output_tokens` of the narrowest scope that sets it (key and model, model,
+    key), else the default; never more than the model can answer."""
+    reserve = DEFAULT_RESERVE_OUTPUT_TOKENS
+    for limits in (caller.model_limits.get(model.id), model.limits, caller.limits):
+        if limits is not None and limits.reserve_output_tokens is not None:
+            reserve = limits.reserve_output_tokens
+            break
+    cap = model.meta_data.max_output_length
+    return min(reserve, cap) if cap else reserve
+
+
 def reserves_tokens(caller: KeyConfig, model: ModelConfig) -> bool:
     """Whether a token limit applies, so that the request's tokens must be estimated."""
     return any(scope.limits.tpm for scope in scopes_for(caller, model))

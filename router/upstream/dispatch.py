@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import random
 import time
@@ -32,10 +33,13 @@ from providers.base import (
     SHAPE_ERRORS,
     Adapter,
     ApiRequest,
+    EmbeddingBatches,
+    Operation,
     StreamDecoder,
     StreamTranslator,
     UpstreamCall,
     UpstreamError,
+    Usage,
     invalid_param,
 )
 from providers.registry import KINDS, speaks
@@ -43,6 +47,8 @@ from router import metrics
 from router.config.runtime import Runtime
 from router.config.schema import ModelConfig, ProviderConfig, TargetConfig
 from router.exchange import Trace
+from router.tokens import exceeds_context
+from router.upstream import embeddings
 from router.upstream.backpressure import Overloaded
 from router.upstream.call import open_response, read_body, transport_error
 from router.upstream.cooldown import Guards, TargetState
@@ -59,6 +65,16 @@ def _nothing() -> None:
     pass
 
 
+class CannotTranslate(UpstreamError):
+    """The target's translator cannot express the request (a 400 naming the parameter,
+    raised before any upstream call): another target, of another protocol, may."""
+
+    @classmethod
+    def of(cls, error: UpstreamError) -> CannotTranslate:
+        return cls(error.status, error.message, type=error.type, code=error.code, param=error.param,
+                   retryable=False)
+
+
 @dataclass(slots=True)
 class Outcome:
     """A target's answer, owned from the attempt to the end of the relay: the open upstream
@@ -73,6 +89,7 @@ class Outcome:
     decoder: StreamDecoder | None = None  # ... its framing, and translator ...
     translator: StreamTranslator | None = None
     first_payloads: list[bytes] = field(default_factory=list)  # ... and its first translated chunks
+    answer: tuple[bytes, Usage] | None = None  # an answer joined from several calls, translated already
     release: Callable[[], None] = field(default=_nothing, repr=False)  # gives back the provider slot
 
     def close(self) -> None:
@@ -133,12 +150,14 @@ class _Call:
     guards: Guards
     trace: Trace
     budget: Budget
+    requested: str  # the model id the client asked for (and tokenised its input with)
     attempted: set[str] = field(default_factory=set)
-    last_error: UpstreamError | None = None
+    last_error: UpstreamError | None = None  # the last upstream's (or the gateway's own) failure
+    refusal: CannotTranslate | None = None  # the first translator that could not take the request
 
 
 async def dispatch(gw: Connections, rt: Runtime, model: ModelConfig, request: ApiRequest, trace: Trace) -> Outcome:
-    call = _Call(gw, rt, gw.upstream_guards(), trace, Budget(model.deadline))
+    call = _Call(gw, rt, gw.upstream_guards(), trace, Budget(model.deadline), model.id)
     queue: deque[ModelConfig] = deque([model, *(rt.table.models[f] for f in model.fallbacks)])
     tried: set[str] = set()
     cooling: list[tuple[ModelConfig, ApiRequest, TargetConfig]] = []
@@ -147,6 +166,10 @@ async def dispatch(gw: Connections, rt: Runtime, model: ModelConfig, request: Ap
         if candidate.id in tried or candidate.type is not model.type:
             continue
         tried.add(candidate.id)
+        too_long = _too_long(call, model, candidate, request)
+        if too_long:
+            queue.extendleft(reversed([call.rt.table.models[m] for m in candidate.context_window_fallbacks]))
+            continue
         req = request if candidate is model else dataclasses.replace(
             request, public_model=candidate.id, max_output_length=candidate.meta_data.max_output_length)
         for target in weighted_order(candidate.targets):
@@ -179,6 +202,11 @@ async def _serve(call: _Call, requested: ModelConfig, candidate: ModelConfig, re
         raise _final_error(call, requested)
     try:
         outcome = await _with_retries(call, candidate, req, target, state)
+    except CannotTranslate as refusal:
+        if candidate is requested and call.last_error is None:
+            raise  # the client's own model cannot take its request: the 400 names the parameter
+        _skipped(call, requested, candidate, target, refusal)
+        return None, []
     except UpstreamError as error:
         # Kept without its traceback: that holds this frame, which holds `call`, which would
         # hold the error: a cycle keeping the request (an upload, a body) until a full GC.
@@ -195,9 +223,44 @@ async def _serve(call: _Call, requested: ModelConfig, candidate: ModelConfig, re
     return outcome, []
 
 
+def _too_long(call: _Call, requested: ModelConfig, candidate: ModelConfig, request: ApiRequest) -> bool:
+    """Pre-flight: a prompt that certainly exceeds the candidate's context window is not sent to
+    it; it goes to its context-window fallbacks, else the client gets OpenAI's 400."""
+    window = candidate.meta_data.max_sequence_length
+    floor = exceeds_context(request.operation, request.body, window)
+    if not floor:
+        return False
+    refusal = CannotTranslate(
+        400, f"This model's maximum context length is {window} tokens. However, your messages resulted in "
+             f"at least {floor} tokens. Please reduce the length of the messages.",
+        type="invalid_request_error", code="context_length_exceeded",
+        param="messages" if request.operation is Operation.CHAT else "prompt", retryable=False)
+    if candidate is requested and not candidate.context_window_fallbacks:
+        raise refusal
+    if call.refusal is None:
+        call.refusal = refusal
+    if candidate is not requested:
+        metrics.FALLBACKS_SKIPPED.labels(requested.id, candidate.id).inc()
+    return True
+
+
+def _skipped(call: _Call, requested: ModelConfig, candidate: ModelConfig, target: TargetConfig,
+             refusal: CannotTranslate) -> None:
+    """A fallback (or a further target) that cannot take the request is passed over: what the
+    client gets, if nothing serves it, is the upstream failure that led here, not this 400."""
+    if call.refusal is None:
+        call.refusal = refusal.with_traceback(None)
+    metrics.FALLBACKS_SKIPPED.labels(requested.id, candidate.id).inc()
+    log.info("fallback skipped: its translator cannot take the request", extra={"fields": {
+        "event": "fallback_skipped", "model": requested.id, "fallback": candidate.id,
+        "provider": target.provider, "param": refusal.param, "reason": refusal.message}})
+
+
 def _final_error(call: _Call, model: ModelConfig) -> UpstreamError:
     last = call.last_error
     attempts = call.trace.attempts
+    if last is None and call.refusal is not None:
+        return call.refusal
     if last is None:
         if call.budget.remaining() < MIN_ATTEMPT:
             return UpstreamError(504, f"No upstream answered for model '{model.id}' within the request's deadline "
@@ -270,8 +333,8 @@ async def _counted_attempt(call: _Call, model: ModelConfig, target: TargetConfig
                            run: _TargetRun) -> Outcome:
     try:
         return await attempt(call, model, target, request)
-    except Overloaded:
-        raise  # the gateway's own limit, not the provider's failure
+    except (Overloaded, CannotTranslate):
+        raise  # the gateway's own limit or translation, not the provider's failure
     except UpstreamError as error:
         metrics.UPSTREAM_ERRORS.labels(target.provider, model.id, str(error.status)).inc()
         if _retryable(error):
@@ -284,16 +347,18 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
     rt, trace = call.rt, call.trace
     provider = rt.table.providers[target.provider]
     adapter = rt.adapters[target.provider]
-    trace.attempts += 1
-    trace.provider, trace.target_model = provider.name, target.model
     if adapter is None:
+        trace.attempts += 1
         raise UpstreamError(503, f"Provider kind '{provider.kind}' is not available in this gateway yet.",
                             type="server_error", code="provider_kind_not_available", retryable=True)
     if request.operation not in KINDS[provider.kind].operations:
-        raise UpstreamError(400, f"The model '{model.id}' does not serve {request.operation.value} requests.",
-                            type="invalid_request_error", retryable=False)
+        raise CannotTranslate(400, f"The model '{model.id}' does not serve {request.operation.value} requests.",
+                              type="invalid_request_error", retryable=False)
     if request.source is not None:
-        request = _for_protocol(request, provider, model)
+        try:
+            request = _for_protocol(request, provider, model)
+        except UpstreamError as error:
+            raise CannotTranslate.of(error) from None
     if adapter.inlines_image_urls and request.image_urls and not request.images:
         fetcher = call.gw.image_fetcher()
         fetched = await asyncio.gather(*(fetcher.fetch(url, "messages") for url in request.image_urls))
@@ -301,8 +366,19 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
     elif request.image_urls and not adapter.inlines_image_urls:
         # The upstream fetches these itself, from inside our network: where their names lead is checked here.
         await call.gw.image_fetcher().check_forwarded(request.image_urls, "messages")
-    upstream_call = adapter.to_upstream(request, target.model)
+    try:
+        request = await embeddings.for_target(request, call.requested, model.tokenizer)
+        pieces = embeddings.split(request, adapter.embedding_batch_size(target.model)) \
+            if isinstance(adapter, EmbeddingBatches) else [request]
+        upstream_calls = [adapter.to_upstream(piece, target.model) for piece in pieces]
+    except UpstreamError as error:
+        raise CannotTranslate.of(error) from None
+    trace.attempts += 1
+    trace.provider, trace.target_model = provider.name, target.model
     gate = call.guards.gates.for_provider(provider.name, provider.max_concurrency, provider.max_queue)
+    if len(pieces) > 1:
+        return await _in_pieces(call, Outcome(adapter, provider, model, request), pieces, upstream_calls)
+    upstream_call = upstream_calls[0]
     started = time.perf_counter()
     try:
         await gate.acquire(call.budget.remaining())  # Overloaded when full or past the deadline
@@ -332,6 +408,35 @@ def _for_protocol(request: ApiRequest, provider: ProviderConfig, model: ModelCon
                                    f"themselves; model '{model.id}' is served by a provider of kind "
                                    f"'{provider.kind}'.")
     return request if native == request.passthrough else dataclasses.replace(request, passthrough=native)
+
+
+async def _in_pieces(call: _Call, outcome: Outcome, pieces: list[ApiRequest],
+                     upstream_calls: list[UpstreamCall]) -> Outcome:
+    """An embedding request larger than the upstream's batch: its pieces concurrently, each in a
+    slot of the provider's gate, the answers joined in input order with their usage summed."""
+    provider, adapter = outcome.provider, outcome.adapter
+    gate = call.guards.gates.for_provider(provider.name, provider.max_concurrency, provider.max_queue)
+    session = call.gw.session(provider)
+
+    async def one(piece: ApiRequest, upstream_call: UpstreamCall) -> tuple[bytes, Usage]:
+        await gate.acquire(call.budget.remaining())
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(min(call.budget.remaining(), provider.timeouts.total)):
+                response = await open_response(session, upstream_call, piece, adapter, call.rt.timeouts[provider.name])
+                body = await read_body(response)
+        except TimeoutError:
+            raise UpstreamError(504, "The upstream provider did not answer within the request's deadline.",
+                                type="timeout", code="upstream_timeout", retryable=True) from None
+        finally:
+            gate.release()
+            call.trace.upstream_wait += time.perf_counter() - started
+        return adapter.from_upstream(piece, body)
+
+    answers = await embeddings.all_or_none([functools.partial(one, p, c) for p, c in zip(pieces, upstream_calls,
+                                                                                        strict=True)])
+    outcome.answer = embeddings.join(outcome.request, answers)
+    return outcome
 
 
 async def _exchange(call: _Call, outcome: Outcome, upstream_call: UpstreamCall) -> Outcome:

@@ -24,6 +24,7 @@ ENDPOINT_ROUTES = [
     ("post", "embeddings"),
     ("post", "audio/transcriptions"),
     ("post", "rerank"),
+    ("post", "audio/translations"),
     ("get", "usage"),
 ]
 OUTSIDE_ROUTES = [("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"), ("get", "/openapi.json")]
@@ -156,7 +157,8 @@ def test_every_non_success_response_is_the_error_schema() -> None:
 
 
 @pytest.mark.parametrize("endpoint", DEFAULT_ENDPOINTS)
-@pytest.mark.parametrize("route", ["chat/completions", "completions", "embeddings", "audio/transcriptions", "rerank"])
+@pytest.mark.parametrize("route", ["chat/completions", "completions", "embeddings", "audio/transcriptions",
+                                   "audio/translations", "rerank"])
 def test_calls_document_every_error_status_of_the_contract(endpoint: str, route: str) -> None:
     statuses = set(operation(f"{endpoint}/{route}", "post")["responses"])
     assert {"400", "401", "404", "405", "413", "429", "500", "502", "503", "504"} <= statuses

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import schemathesis
 from aiohttp.abc import AbstractResolver, ResolveResult
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
@@ -142,6 +142,10 @@ def test_fuzzed_operation(fuzzed: tuple[Gateway, schemathesis.BaseSchema], opera
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(mode), model=st.sampled_from([*models, None]))
     def run(case: Any, model: str | None) -> None:
+        # A form field mutated into an empty array is sent as no field at all (schemathesis'
+        # multipart encoding): the request on the wire is then valid, not negative.
+        assume(not (mode is GenerationMode.NEGATIVE and "multipart/form-data" in str(case.media_type)
+                    and isinstance(case.body, dict) and [] in case.body.values()))
         if model is not None:
             _point_at(case, model)
         response = case.call(base_url=gw.url(""), headers=headers, timeout=10)

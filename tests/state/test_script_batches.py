@@ -15,8 +15,8 @@ async def test_a_batch_runs_in_one_round_trip_and_survives_a_script_flush() -> N
     script = LuaScript("meter.lua")
     try:
         await client.script_flush()  # as after a Redis restart: EVALSHA answers NOSCRIPT
-        calls = [([f"{prefix}counters", f"{prefix}seen:{i}"], [60, "requests", 1, "prompt_tokens", 2, "completion_tokens", 3,
-                                                                "total_tokens", 5, "errors", 0]) for i in range(3)]
+        counts = [60, "requests", 1, "prompt_tokens", 2, "completion_tokens", 3, "total_tokens", 5, "errors", 0]
+        calls = [([f"{prefix}counters", f"{prefix}seen:{i}"], counts) for i in range(3)]
         assert await script.run_many(client, calls) == [1, 1, 1]
         assert await script.run_many(client, calls) == [0, 0, 0]  # the same requests again count nothing
         counters = await client.hgetall(f"{prefix}counters")
