@@ -119,6 +119,19 @@ class ApiRequest:
     file: tuple[str, bytes, str] | None = None  # (filename, content, content_type)
     # The model's output cap from the route table, for protocols that require one.
     max_output_length: int = 0
+    # The client's own body in its own protocol (`source_protocol`) where it is not the canonical
+    # one; `passthrough` is set for the attempt at an upstream that speaks that protocol itself:
+    # the adapter then sends `source` (model rewritten) and answers in that protocol.
+    source: JSON | None = None
+    source_protocol: str = "openai"
+    passthrough: bool = False
+    # (param, what) of a part of `source` only an upstream of `source_protocol` can serve (a
+    # built-in tool): any other upstream answers a 400 naming it.
+    native_only: tuple[str, str] | None = None
+    # `source` as the client sent it, byte for byte (a pass-through rewrites only the model in it),
+    # and the protocol's optional features the client asked for (Anthropic's `anthropic-beta`).
+    source_raw: bytes = b""
+    source_features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

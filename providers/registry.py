@@ -81,3 +81,8 @@ def adapter_factory(kind: str) -> Callable[[ProviderSettings], Adapter] | None:
         raise
     factories: dict[str, Callable[[ProviderSettings], Adapter]] = getattr(module, "ADAPTERS", {})
     return factories.get(kind)
+
+
+def speaks(settings: ProviderSettings, protocol: str) -> bool:
+    """Whether the provider takes a request of this client protocol as it came (pass-through)."""
+    return KINDS[settings.kind].protocol == protocol

@@ -35,6 +35,7 @@ MAX_FORM_FIELD_BYTES = 64 * 1024
 
 _OPERATION_MODEL_TYPE = {Operation.CHAT: ModelType.CHAT, Operation.COMPLETIONS: ModelType.CHAT,
                          Operation.EMBEDDINGS: ModelType.EMBEDDING, Operation.TRANSCRIPTION: ModelType.TRANSCRIPTION}
+ANY_ENDPOINT = ""
 _USE_INSTEAD = {ModelType.CHAT: "/chat/completions", ModelType.EMBEDDING: "/embeddings",
                 ModelType.TRANSCRIPTION: "/audio/transcriptions"}
 
@@ -47,7 +48,8 @@ def model_not_found(model_id: str) -> GatewayError:
 
 def find_model(rt: Runtime, endpoint: str, caller: KeyConfig, model_id: str) -> ModelConfig:
     model = rt.table.models.get(model_id)
-    if model is None or endpoint not in model.endpoints or not caller.allows(model_id):
+    # ANY_ENDPOINT: a protocol served at the root (the Messages API) finds models on every endpoint.
+    if model is None or (endpoint != ANY_ENDPOINT and endpoint not in model.endpoints) or not caller.allows(model_id):
         raise model_not_found(model_id)
     return model
 
@@ -106,8 +108,11 @@ async def _prepare(request: web.Request, rt: Runtime, endpoint: str, caller: Key
     elif operation in validate.VALIDATORS:
         validate.VALIDATORS[operation](body)
     ex.stream = stream
-    return ApiRequest(operation, body, model.id, stream, include_usage, image_urls=tuple(image_urls),
-                      form=raw.form, file=raw.file, max_output_length=model.meta_data.max_output_length), model
+    api_request = ApiRequest(operation, body, model.id, stream, include_usage, image_urls=tuple(image_urls),
+                             form=raw.form, file=raw.file, max_output_length=model.meta_data.max_output_length)
+    if ingress.protocol != OPENAI.protocol:  # the body as it came, already read and kept by aiohttp
+        api_request = ingress.with_source(api_request, raw.body, await request.read(), request.headers)
+    return api_request, model
 
 
 def _headers(ex: Exchange, outcome: Outcome, extra: dict[str, str]) -> dict[str, str]:
@@ -151,7 +156,7 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
             if outcome.response is None:
                 response: web.StreamResponse = await _respond(outcome, ex, headers, prompt_estimate, ingress)
             else:
-                relay = StreamRelay(ex, outcome, prompt_estimate, ingress.client_stream(api_request))
+                relay = StreamRelay(ex, outcome, prompt_estimate, ingress.client_stream(outcome.request))
                 response = await relay.run(request, headers)
         failed = ex.status >= 400
         return response

@@ -28,8 +28,16 @@ from typing import Protocol
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential, wait_random
 
-from providers.base import Adapter, ApiRequest, StreamDecoder, StreamTranslator, UpstreamCall, UpstreamError
-from providers.registry import KINDS
+from providers.base import (
+    Adapter,
+    ApiRequest,
+    StreamDecoder,
+    StreamTranslator,
+    UpstreamCall,
+    UpstreamError,
+    invalid_param,
+)
+from providers.registry import KINDS, speaks
 from router import metrics
 from router.config.runtime import Runtime
 from router.config.schema import ModelConfig, ProviderConfig, TargetConfig
@@ -283,7 +291,9 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
     if request.operation not in KINDS[provider.kind].operations:
         raise UpstreamError(400, f"The model '{model.id}' does not serve {request.operation.value} requests.",
                             type="invalid_request_error", retryable=False)
-    if adapter.inlines_image_urls and request.image_urls and not request.images:
+    if request.source is not None:
+        request = _for_protocol(request, provider, model)
+    if adapter.inlines_image_urls and request.image_urls and not request.images and not request.passthrough:
         fetcher = call.gw.image_fetcher()
         fetched = await asyncio.gather(*(fetcher.fetch(url, "messages") for url in request.image_urls))
         request = dataclasses.replace(request, images=dict(zip(request.image_urls, fetched, strict=True)))
@@ -306,6 +316,18 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
                             type="timeout", code="upstream_timeout", retryable=True) from None
     finally:
         trace.upstream_wait += time.perf_counter() - started
+
+
+def _for_protocol(request: ApiRequest, provider: ProviderConfig, model: ModelConfig) -> ApiRequest:
+    """The request as this provider takes it: the client's own body where it speaks the
+    client's protocol, else the canonical one (refused where only the former can serve it)."""
+    native = speaks(provider.settings, request.source_protocol)
+    if not native and request.native_only is not None:
+        param, what = request.native_only
+        raise invalid_param(param, f"{what} runs only on upstreams that serve the {request.source_protocol} API "
+                                   f"themselves; model '{model.id}' is served by a provider of kind "
+                                   f"'{provider.kind}'.")
+    return request if native == request.passthrough else dataclasses.replace(request, passthrough=native)
 
 
 async def _exchange(call: _Call, outcome: Outcome, upstream_call: UpstreamCall) -> Outcome:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from multidict import CIMultiDictProxy
+
 from providers.base import JSON, ApiRequest
 from router.errors import ErrorShape
 from router.upstream.relay import ClientStream
@@ -20,6 +22,12 @@ class Ingress(Protocol):
 
     def to_canonical(self, body: JSON) -> JSON:
         """The client's request body as the canonical request body (raises GatewayError 400)."""
+        ...
+
+    def with_source(self, request: ApiRequest, body: JSON, raw: bytes, headers: CIMultiDictProxy[str]) -> ApiRequest:
+        """The request with the client's own body (`body`, `raw`) beside the canonical one, for an
+        upstream that speaks this protocol itself (ApiRequest.source); the request as it is for
+        the canonical protocol."""
         ...
 
     def answer(self, body: bytes, request: ApiRequest) -> bytes:
