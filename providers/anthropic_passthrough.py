@@ -135,8 +135,9 @@ def usage_of(usage: Mapping[str, Any]) -> Usage:
         value = usage.get(name)
         return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**40 else 0
 
-    prompt = count("input_tokens") + count("cache_creation_input_tokens") + count("cache_read_input_tokens")
-    return Usage(prompt_tokens=prompt, completion_tokens=count("output_tokens"))
+    read, written = count("cache_read_input_tokens"), count("cache_creation_input_tokens")
+    return Usage(prompt_tokens=count("input_tokens") + read + written, completion_tokens=count("output_tokens"),
+                 cached_tokens=read, cache_write_tokens=written)
 
 
 def answer_usage(body: bytes) -> Usage:

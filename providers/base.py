@@ -76,6 +76,9 @@ class Usage:
     completion_tokens: int = 0
     # True where the upstream gave no usage and the gateway counted it itself.
     estimated: bool = False
+    # Of the prompt tokens, those read from and written to the upstream's prompt cache.
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -169,7 +169,8 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
             request_id=ex.request_id, date=today(), key=caller.name, model=ex.model,
             provider=ex.trace.provider, prompt_tokens=ex.usage.prompt_tokens if ex.usage else 0,
             completion_tokens=ex.usage.completion_tokens if ex.usage else 0, error=failed,
-            estimated=bool(ex.usage and ex.usage.estimated)))
+            estimated=bool(ex.usage and ex.usage.estimated), cached_tokens=ex.usage.cached_tokens if ex.usage else 0,
+            cache_write_tokens=ex.usage.cache_write_tokens if ex.usage else 0))
 
 
 EndpointHandler = Callable[[web.Request, Runtime, str, KeyConfig], Awaitable[web.StreamResponse]]

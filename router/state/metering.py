@@ -26,6 +26,9 @@ class UsageRecord:
     completion_tokens: int
     error: bool
     estimated: bool = False
+    # Of the prompt tokens, those read from and written to the upstream's prompt cache.
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -44,12 +47,14 @@ def today() -> str:
     return _day[1]
 
 
-COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors")
+COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors", "cached_tokens",
+            "cache_write_tokens")
 
 
 def record_counts(record: UsageRecord) -> dict[str, int]:
     return {"requests": 1, "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens,
-            "total_tokens": record.total_tokens, "errors": int(record.error)}
+            "total_tokens": record.total_tokens, "errors": int(record.error), "cached_tokens": record.cached_tokens,
+            "cache_write_tokens": record.cache_write_tokens}
 
 
 class Meter(Protocol):

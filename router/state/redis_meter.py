@@ -129,7 +129,8 @@ class RedisMeter:
             key = counters_key(prefix, r.date, r.key, r.model)
             calls.append(([key, f"{key}:seen:{r.request_id}"],
                           [SEEN_TTL, counts["requests"], counts["prompt_tokens"], counts["completion_tokens"],
-                           counts["total_tokens"], counts["errors"], int(r.estimated)]))
+                           counts["total_tokens"], counts["errors"], int(r.estimated), counts["cached_tokens"],
+                           counts["cache_write_tokens"]]))
             if (r.date, r.key, r.model) not in self._indexed:
                 new_pairs.setdefault(r.date, set()).add(orjson.dumps([r.key, r.model]))
         async with asyncio.timeout(self.state.config.socket_timeout * 4):

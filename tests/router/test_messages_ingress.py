@@ -76,6 +76,7 @@ def test_stream_usage_counts_cache_reads_and_writes() -> None:
     usage = start["message"]["usage"]
     assert usage["cache_read_input_tokens"] == 1165
     assert translator.state.usage.prompt_tokens == usage["input_tokens"] + 1165 + usage["cache_creation_input_tokens"]
+    assert translator.state.usage.cached_tokens == 1165
 
 
 @pytest.mark.parametrize("name", ANTHROPIC_ANSWERS)
@@ -90,6 +91,8 @@ def test_recorded_answers_pass_through_unchanged(name: str) -> None:
     assert usage.prompt_tokens == sum(recorded.get(k) or 0 for k in (
         "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
     assert usage.completion_tokens == recorded["output_tokens"]
+    assert usage.cached_tokens == (recorded.get("cache_read_input_tokens") or 0)
+    assert usage.cache_write_tokens == (recorded.get("cache_creation_input_tokens") or 0)
 
 
 def test_a_mid_stream_error_event_raises_for_the_client_protocol() -> None:
