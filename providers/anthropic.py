@@ -83,6 +83,7 @@ from providers.base import (
     UpstreamCall,
     UpstreamError,
     Usage,
+    checked_count,
     dumps,
     invalid_param,
     malformed_answer,
@@ -208,6 +209,12 @@ class AnthropicAdapter:
                                             model="count-tokens", method="rawPredict")
             raw = b'{"anthropic_version":' + dumps(self.variant.version_in_body) + b"," + raw.lstrip()[1:]
         return UpstreamCall(url=self.config.base_url.rstrip("/") + path, headers=self._headers(request), body=raw)
+
+    def count_of(self, body: bytes) -> int:
+        try:
+            return checked_count(orjson.loads(body).get("input_tokens"), "Anthropic")
+        except (orjson.JSONDecodeError, AttributeError):
+            raise malformed_answer("Anthropic") from None
 
     def from_upstream(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
         if request.passthrough:

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -212,6 +212,25 @@ class Adapter(Protocol):
         """Fetch credentials that come from a command or a file (Vertex tokens) ahead of
         the first request; the router calls it at start and after each reload."""
         ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """An adapter whose upstream counts a chat request's prompt tokens itself."""
+
+    def count_tokens_call(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
+        """The call that counts (raises UpstreamError where the request cannot be counted there)."""
+        ...
+
+    def count_of(self, body: bytes) -> int:
+        """The count in the upstream's answer (raises UpstreamError for a body of another shape)."""
+        ...
+
+
+def checked_count(value: Any, provider: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**40:
+        raise malformed_answer(provider)
+    return value
 
 
 # What walking an upstream body of the wrong shape raises (a list where an object was due...).

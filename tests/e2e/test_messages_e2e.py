@@ -207,16 +207,28 @@ def test_thinking_history_on_a_translated_model(client: anthropic.Anthropic, mod
 # --- count_tokens -----------------------------------------------------------------------
 
 
-def test_count_tokens_is_the_upstreams_on_claude(gw: Gateway, client: anthropic.Anthropic) -> None:
+def test_count_tokens_is_the_upstreams_on_claude(gw: Gateway, client: anthropic.Anthropic, sent: Sent) -> None:
     for model in (CLAUDE, VERTEX_CLAUDE):
         raw = client.messages.with_raw_response.count_tokens(model=model, messages=[
             {"role": "user", "content": "Count these five words."}], tools=[WEATHER])
         assert raw.parse().input_tokens > 5 and "x-llm-router-estimated" not in raw.headers
         received = last_upstream(gw, model)
-        assert received.path.endswith("/v1/messages/count_tokens" if model == CLAUDE else "count-tokens:rawPredict")
+        if model == CLAUDE:
+            assert received.path == "/v1/messages/count_tokens"
+            assert received.body == sent.bodies[-1].replace(b'"model":"claude"',
+                                                            f'"model":"{CLAUDE_UPSTREAM}"'.encode())
+        else:
+            assert received.path.endswith("/publishers/anthropic/models/count-tokens:rawPredict")
 
 
-@pytest.mark.parametrize("model", TRANSLATED)
+def test_count_tokens_is_gemini_own_count_on_gemini(gw: Gateway, client: anthropic.Anthropic) -> None:
+    raw = client.messages.with_raw_response.count_tokens(model="gemini-1.5-pro", system="Be brief.", messages=[
+        {"role": "user", "content": "Count these five words."}])
+    assert raw.parse().input_tokens > 5 and "x-llm-router-estimated" not in raw.headers
+    assert gw.sim("gemini").received[-1].path.endswith("/models/gemini-1.5-pro-002:countTokens")
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "Llama-3.1-70B-Instruct"])
 def test_count_tokens_elsewhere_is_an_estimate_marked_so(client: anthropic.Anthropic, model: str) -> None:
     raw = client.messages.with_raw_response.count_tokens(model=model, messages=[
         {"role": "user", "content": "Count these five words."}])
@@ -348,3 +360,5 @@ def test_a_claude_code_like_session(gw: Gateway, sent: Sent, model: str) -> None
             assert received.body == body.replace(b'"model":"claude"', f'"model":"{CLAUDE_UPSTREAM}"'.encode())
     usage = httpx2.get(gw.url("/admin/usage"), headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()
     assert any(row.get("model") == model and row.get("prompt_tokens", 0) > 0 for row in usage["data"])
+    metrics = httpx2.get(gw.url("/metrics")).text
+    assert f'endpoint="/v1/messages",key="team-a",model="{model}"' in metrics
