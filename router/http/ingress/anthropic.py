@@ -308,20 +308,30 @@ def native_only(body: JSON) -> tuple[str, str] | None:
     for name in body:
         if name not in _TRANSLATED:
             return name, f"'{name}'"
-    for i, tool in enumerate(body.get("tools") or []):
+    tools = body.get("tools")
+    for i, tool in enumerate(tools if isinstance(tools, list) else []):
         if isinstance(tool, dict) and tool.get("type") not in (None, "custom"):
-            return f"tools.{i}", f"The server tool '{tool.get('type')}'"
-    for i, turn in enumerate(body.get("messages") or []):
+            return f"tools.{i}", f"The server tool '{str(tool.get('type'))[:64]}'"
+    turns = body.get("messages")
+    for i, turn in enumerate(turns if isinstance(turns, list) else []):
         content = turn.get("content") if isinstance(turn, dict) else None
         allowed = _ASSISTANT_BLOCKS if isinstance(turn, dict) and turn.get("role") == "assistant" else _USER_BLOCKS
         for j, block in enumerate(content if isinstance(content, list) else []):
-            kind = block.get("type") if isinstance(block, dict) else None
-            source = block.get("source") if isinstance(block, dict) else None
-            if kind not in allowed:
-                return f"messages.{i}.content.{j}", f"A '{kind}' block"
-            if kind == "document" and isinstance(source, dict) and source.get("type") not in ("base64", "text",
-                                                                                               "content"):
-                return f"messages.{i}.content.{j}", f"A document by '{source.get('type')}'"
+            refused = _native_block(block, allowed)
+            if refused:
+                return f"messages.{i}.content.{j}", refused
+    return None
+
+
+def _native_block(block: Any, allowed: frozenset[str]) -> str | None:
+    kind = block.get("type") if isinstance(block, dict) else None
+    if not isinstance(kind, str):
+        return None  # not a block at all: to_chat refuses it
+    if kind not in allowed:
+        return f"A '{kind[:64]}' block"
+    source = block.get("source")
+    if kind == "document" and isinstance(source, dict) and source.get("type") not in ("base64", "text", "content"):
+        return f"A document by '{str(source.get('type'))[:64]}'"
     return None
 
 

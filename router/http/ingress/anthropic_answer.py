@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from providers.base import JSON, ApiRequest, Operation, UpstreamError
+from providers.base import JSON, ApiRequest, Operation, UpstreamError, malformed_answer
 from router.tokens import PromptEstimate
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
@@ -60,9 +60,19 @@ def usage_of(usage: Any) -> JSON:
             "cache_read_input_tokens": min(cached, prompt), "output_tokens": _count(usage.get("completion_tokens"))}
 
 
+def _dict(value: Any) -> JSON:
+    """An upstream's object where one is due, else an empty one: a translated answer's shape is
+    the upstream's doing, and a part of the wrong shape says nothing."""
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[JSON]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _arguments(text: Any) -> Any:
     try:
-        parsed = orjson.loads(text or "{}")
+        parsed = orjson.loads(text if isinstance(text, str) and text else "{}")
     except orjson.JSONDecodeError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
@@ -74,24 +84,31 @@ def _reasoning(message: JSON) -> str:
 
 
 def message_from_chat(body: bytes, request: ApiRequest) -> bytes:
-    chat = orjson.loads(body)
-    choice = (chat.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
+    try:
+        chat = _dict(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        raise malformed_answer("The upstream") from None
+    choice = (_dicts(chat.get("choices")) or [{}])[0]
+    message = _dict(choice.get("message"))
     content: list[JSON] = []
     if thinking := _reasoning(message):
         content.append({"type": "thinking", "thinking": thinking, "signature": ""})
     for text in (message.get("content"), message.get("refusal")):
         if isinstance(text, str) and text:
             content.append({"type": "text", "text": text})
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
+    for call in _dicts(message.get("tool_calls")):
+        function = _dict(call.get("function"))
         content.append({"type": "tool_use", "id": str(call.get("id")), "name": str(function.get("name")),
                         "input": _arguments(function.get("arguments"))})
     finish = choice.get("finish_reason")
     return orjson.dumps({
         "id": message_id(chat.get("id")), "type": "message", "role": "assistant", "model": request.public_model,
-        "content": content, "stop_reason": STOP_REASONS.get(finish, "end_turn") if finish else "end_turn",
+        "content": content, "stop_reason": _stop_reason(finish),
         "stop_sequence": None, "usage": usage_of(chat.get("usage"))})
+
+
+def _stop_reason(finish: Any) -> str:
+    return STOP_REASONS.get(finish, "end_turn") if isinstance(finish, str) else "end_turn"
 
 
 def event(name: str, data: JSON) -> bytes:
@@ -116,7 +133,7 @@ class AnthropicStream:
             return b"".join(payloads)
         out: list[bytes] = []
         for payload in payloads:
-            self._chunk(orjson.loads(payload), out)
+            self._chunk(_dict(orjson.loads(payload)), out)
         return b"".join(out)
 
     def end(self, payloads: list[bytes]) -> bytes:
@@ -140,7 +157,7 @@ class AnthropicStream:
 
     def _start(self, chunk: JSON, out: list[bytes]) -> None:
         self._started = True
-        usage = usage_of(chunk.get("usage")) if chunk.get("usage") else {
+        usage = usage_of(chunk["usage"]) if isinstance(chunk.get("usage"), dict) else {
             "input_tokens": self._estimate(), "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
             "output_tokens": 0}
         message: JSON = {"id": message_id(chunk.get("id")), "type": "message", "role": "assistant",
@@ -152,10 +169,10 @@ class AnthropicStream:
     def _chunk(self, chunk: JSON, out: list[bytes]) -> None:
         if not self._started:
             self._start(chunk, out)
-        if chunk.get("usage"):
+        if isinstance(chunk.get("usage"), dict):
             self._usage = usage_of(chunk["usage"])
-        for choice in chunk.get("choices") or []:
-            delta = choice.get("delta") or {}
+        for choice in _dicts(chunk.get("choices")):
+            delta = _dict(choice.get("delta"))
             if thinking := _reasoning(delta):
                 self._open_block("thinking", {"type": "thinking", "thinking": "", "signature": ""}, out)
                 self._delta({"type": "thinking_delta", "thinking": thinking}, out)
@@ -163,14 +180,15 @@ class AnthropicStream:
                 if isinstance(text, str) and text:
                     self._open_block("text", {"type": "text", "text": ""}, out)
                     self._delta({"type": "text_delta", "text": text}, out)
-            for call in delta.get("tool_calls") or []:
+            for call in _dicts(delta.get("tool_calls")):
                 self._tool_call(call, out)
             if choice.get("finish_reason"):
-                self._stop = STOP_REASONS.get(choice["finish_reason"], "end_turn")
+                self._stop = _stop_reason(choice["finish_reason"])
 
     def _tool_call(self, call: JSON, out: list[bytes]) -> None:
-        k = call.get("index", 0)
-        function = call.get("function") or {}
+        index = call.get("index")
+        k = index if isinstance(index, int) else 0
+        function = _dict(call.get("function"))
         if k not in self._tools:
             block = {"type": "tool_use", "id": str(call.get("id") or f"toolu_{uuid.uuid4().hex[:24]}"),
                      "name": str(function.get("name") or ""), "input": {}}
