@@ -27,6 +27,7 @@ from providers.base import (
     invalid_param,
     retry_after_seconds,
 )
+from providers.untrusted import OutOfRange, error_message, index, plain_token, token_count, usage_or_missing
 
 STOP_REASON_TO_FINISH_REASON: dict[str, str] = {
     "end_turn": "stop",
@@ -53,7 +54,6 @@ ERROR_TYPES: dict[str, tuple[str, int]] = {
 }
 
 _CONTEXT_WINDOW_MARKERS = ("prompt is too long", "exceed context limit", "context window")
-_MAX_ERROR_TEXT = 300
 
 
 def anthropic_stop_reason_to_finish_reason(stop_reason: str | None, structured: bool = False) -> str:
@@ -87,12 +87,18 @@ def structured_output_name(body: Mapping[str, Any]) -> str | None:
     return str(tool["name"]) if tool else None
 
 
-def anthropic_usage_to_usage(usage: Mapping[str, Any]) -> Usage:
-    """Input includes the cached parts: Anthropic counts them apart, OpenAI does not."""
-    prompt = sum(
-        int(usage.get(k) or 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-    )
-    return Usage(prompt_tokens=prompt, completion_tokens=int(usage.get("output_tokens") or 0))
+def anthropic_usage_to_usage(usage: Any) -> Usage:
+    """Input includes the cached parts: Anthropic counts them apart, OpenAI does not.
+    Absent or out of range: `Usage(estimated=True)`, and the router counts instead."""
+    return usage_or_missing(usage, ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"),
+                            ("output_tokens",), "input_tokens")
+
+
+def cached_tokens(usage: Any) -> int:
+    try:
+        return token_count(usage, "cache_read_input_tokens") if isinstance(usage, Mapping) else 0
+    except OutOfRange:
+        return 0
 
 
 def usage_to_openai(usage: Usage, cached_tokens: int = 0) -> JSON:
@@ -106,15 +112,16 @@ def error_from_anthropic(
 ) -> UpstreamError:
     """An Anthropic `error` object (`{type, message}`) as one UpstreamError. `status` is
     None for an error event inside a 200 stream: the type then gives it."""
-    anthropic_type = str(error.get("type") or "api_error")
-    message = str(error.get("message") or anthropic_type)
+    # Relayed as the code: a short plain token, never free text.
+    anthropic_type = plain_token(error.get("type")) or "api_error"
+    raw_message = error.get("message")
     openai_type, type_status = ERROR_TYPES.get(anthropic_type, ("upstream_error", 500))
     status = status or type_status
-    lowered = message.lower()
+    lowered = raw_message.lower() if isinstance(raw_message, str) else ""
     context_window = status in (400, 413) and any(marker in lowered for marker in _CONTEXT_WINDOW_MARKERS)
     return UpstreamError(
         status,
-        f"anthropic: {message}",
+        f"anthropic: {error_message(raw_message, status)}",
         type=openai_type,
         code=anthropic_type,
         retry_after=retry_after,
@@ -135,11 +142,8 @@ def parse_anthropic_error(status: int, headers: Mapping[str, str], body: bytes) 
     error = parsed.get("error") if isinstance(parsed, dict) else None
     if isinstance(error, dict) and "type" in error:
         return error_from_anthropic(status, error, retry_after)
-    if isinstance(error, dict) and error.get("message"):
-        message = str(error["message"])[:_MAX_ERROR_TEXT]
-    else:
-        text = body.decode("utf-8", "replace").strip()[:_MAX_ERROR_TEXT]
-        message = f"HTTP {status}" + (f": {text}" if text else "")
+    # Not Anthropic's shape: Google's message where there is one, else nothing of the body (HTML, text).
+    message = error.get("message") if isinstance(error, dict) else None
     fallback_type = {
         401: "authentication_error",
         403: "permission_error",
@@ -160,7 +164,7 @@ class AnthropicStreamTranslator:
         self._tool_ordinal_by_block: dict[int, int] = {}
         self._blocks_with_arguments: set[int] = set()
         self._input_usage: Mapping[str, Any] = {}
-        self._output_tokens = 0
+        self._output_tokens: Any = 0  # as the upstream sent it: checked with the rest of the usage
         self._usage_sent = False
 
     def feed(self, event: SSEEvent) -> list[bytes]:
@@ -174,11 +178,11 @@ class AnthropicStreamTranslator:
         if kind == "message_start":
             return self._message_start(data.get("message") or {})
         if kind == "content_block_start":
-            return self._block_start(int(data.get("index", 0)), data.get("content_block") or {})
+            return self._block_start(index(data.get("index"), 0), data.get("content_block") or {})
         if kind == "content_block_delta":
-            return self._block_delta(int(data.get("index", 0)), data.get("delta") or {})
+            return self._block_delta(index(data.get("index"), 0), data.get("delta") or {})
         if kind == "content_block_stop":
-            return self._block_stop(int(data.get("index", 0)))
+            return self._block_stop(index(data.get("index"), 0))
         if kind == "message_delta":
             return self._message_delta(data.get("delta") or {}, data.get("usage") or {})
         if kind == "message_stop":
@@ -196,7 +200,7 @@ class AnthropicStreamTranslator:
 
     def _message_start(self, message: Mapping[str, Any]) -> list[bytes]:
         self._input_usage = message.get("usage") or {}
-        self._output_tokens = int(self._input_usage.get("output_tokens") or 0)
+        self._output_tokens = self._input_usage.get("output_tokens")
         self._update_usage()
         return [self._chunk({"role": "assistant", "content": ""})]
 
@@ -263,7 +267,7 @@ class AnthropicStreamTranslator:
         if usage:
             # Cumulative counts; newer streams repeat the input counts here too.
             self._input_usage = {**self._input_usage, **{k: v for k, v in usage.items() if k != "output_tokens"}}
-            self._output_tokens = int(usage.get("output_tokens") or self._output_tokens)
+            self._output_tokens = usage.get("output_tokens") or self._output_tokens
             self._update_usage()
         stop_reason = delta.get("stop_reason")
         if stop_reason is None or self.state.finish_reason is not None:
@@ -276,11 +280,12 @@ class AnthropicStreamTranslator:
         self.state.usage = anthropic_usage_to_usage({**self._input_usage, "output_tokens": self._output_tokens})
 
     def _usage_chunk(self) -> list[bytes]:
-        if not self.state.include_usage or self._usage_sent or self.state.usage is None:
+        usage = self.state.usage
+        # An estimated usage is the router's to send (router/upstream/relay.py), once it has counted.
+        if not self.state.include_usage or self._usage_sent or usage is None or usage.estimated:
             return []
         self._usage_sent = True
-        cached = int(self._input_usage.get("cache_read_input_tokens") or 0)
-        return [dumps(self._envelope([]) | {"usage": usage_to_openai(self.state.usage, cached)})]
+        return [dumps(self._envelope([]) | {"usage": usage_to_openai(usage, cached_tokens(self._input_usage))})]
 
     def _chunk(self, delta: JSON, finish_reason: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
@@ -341,6 +346,7 @@ def from_anthropic_response(request: ApiRequest, body: bytes) -> tuple[JSON, Usa
                 ),
             }
         ],
-        "usage": usage_to_openai(usage, int(raw_usage.get("cache_read_input_tokens") or 0)),
     }
+    if not usage.estimated:  # absent or out of range: the router counts, and the answer says nothing false
+        response["usage"] = usage_to_openai(usage, cached_tokens(raw_usage))
     return response, usage

@@ -252,18 +252,28 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
+# An upstream asking for a longer wait than this is not asking anything a client can act on.
+MAX_RETRY_AFTER = 3600.0
+
+
+def retry_delay(value: str) -> float | None:
+    """A delay in seconds as an upstream wrote it, or None unless it is a finite number within bounds."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= MAX_RETRY_AFTER else None  # also refuses nan and inf
+
+
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """`retry-after-ms` (OpenAI, Azure) or `retry-after` in seconds; HTTP dates are ignored."""
     ms = headers.get("retry-after-ms")
     if ms:
         try:
-            return max(0.0, float(ms) / 1000)
+            delay = retry_delay(str(float(ms) / 1000))
         except ValueError:
-            pass
+            delay = None
+        if delay is not None:
+            return delay
     value = headers.get("retry-after")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            return None
-    return None
+    return retry_delay(value) if value else None

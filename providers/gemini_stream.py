@@ -22,7 +22,29 @@ from typing import Any
 
 import orjson
 
-from providers.base import JSON, ApiRequest, SSEEvent, StreamState, UpstreamError, Usage, dumps, retry_after_seconds
+from providers.base import (
+    JSON,
+    ApiRequest,
+    SSEEvent,
+    StreamState,
+    UpstreamError,
+    Usage,
+    dumps,
+    retry_after_seconds,
+    retry_delay,
+)
+from providers.untrusted import (
+    MAX_TOKEN_COUNT,
+    OutOfRange,
+    embedding_length,
+    error_message,
+    generic_error_message,
+    index,
+    logprob,
+    token_count,
+    usage_or_missing,
+    whole,
+)
 
 _CONTENT_FILTER = {
     "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII",
@@ -46,18 +68,27 @@ def new_tool_call_id() -> str:
 
 
 def usage_from_gemini(meta: Any) -> Usage | None:
-    """Thinking tokens are billed as output, so they count as completion tokens."""
-    if not isinstance(meta, dict):
+    """Thinking tokens are billed as output, so they count as completion tokens.
+    Absent or out of range: None, and the tokens are counted by the gateway instead."""
+    usage = usage_or_missing(meta, ("promptTokenCount",), ("candidatesTokenCount", "thoughtsTokenCount"),
+                             "promptTokenCount")
+    if usage.estimated or _detail(meta, "cachedContentTokenCount") is None:
         return None
-    completion = int(meta.get("candidatesTokenCount") or 0) + int(meta.get("thoughtsTokenCount") or 0)
-    return Usage(prompt_tokens=int(meta.get("promptTokenCount") or 0), completion_tokens=completion)
+    return usage
+
+
+def _detail(meta: JSON, name: str) -> int | None:
+    try:
+        return token_count(meta, name)
+    except OutOfRange:
+        return None
 
 
 def usage_to_openai(usage: Usage, meta: JSON | None) -> JSON:
     out = usage.to_openai()
     if meta is not None:
-        out["prompt_tokens_details"] = {"cached_tokens": int(meta.get("cachedContentTokenCount") or 0)}
-        out["completion_tokens_details"] = {"reasoning_tokens": int(meta.get("thoughtsTokenCount") or 0)}
+        out["prompt_tokens_details"] = {"cached_tokens": _detail(meta, "cachedContentTokenCount") or 0}
+        out["completion_tokens_details"] = {"reasoning_tokens": _detail(meta, "thoughtsTokenCount") or 0}
     return out
 
 
@@ -95,8 +126,8 @@ def logprobs_to_openai(result: Any) -> JSON | None:
 
 def _token_logprob(candidate: Any) -> JSON:
     token = str(candidate.get("token", "")) if isinstance(candidate, dict) else ""
-    logprob = float(candidate.get("logProbability", 0.0)) if isinstance(candidate, dict) else 0.0
-    return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+    value = logprob(candidate.get("logProbability", 0.0)) if isinstance(candidate, dict) else 0.0
+    return {"token": token, "logprob": value, "bytes": list(token.encode())}
 
 
 def blocked_prompt_error(feedback: JSON) -> UpstreamError:
@@ -116,7 +147,7 @@ def response_to_openai(gemini: JSON, public_model: str, chat_id: str, created: i
     feedback = gemini.get("promptFeedback") or {}
     if not candidates and feedback.get("blockReason"):
         raise blocked_prompt_error(feedback)
-    choices = []
+    choices: list[JSON] = []
     for position, candidate in enumerate(candidates):
         text, calls = candidate_to_message_parts(candidate)
         message: JSON = {"role": "assistant", "content": text, "refusal": None}
@@ -125,7 +156,7 @@ def response_to_openai(gemini: JSON, public_model: str, chat_id: str, created: i
         reason = gemini_finish_reason_to_finish_reason(candidate.get("finishReason") or "STOP", bool(calls))
         choices.append(
             {
-                "index": candidate.get("index", position),
+                "index": index(candidate.get("index"), position),
                 "message": message,
                 "logprobs": logprobs_to_openai(candidate.get("logprobsResult")),
                 "finish_reason": reason,
@@ -176,14 +207,15 @@ class GeminiStreamTranslator:
         chunks: list[bytes] = []
         for position, candidate in enumerate(candidates):
             if isinstance(candidate, dict):
-                chunks.extend(self._candidate(candidate.get("index", position), candidate))
+                chunks.extend(self._candidate(index(candidate.get("index"), position), candidate))
         return chunks
 
     def finish(self) -> list[bytes]:
         if not self._finished:
             raise UpstreamError(502, "The Gemini stream ended before any finishReason", retryable=False)
+        # Without a usage the relay counts, and sends the usage chunk itself (one layer estimates).
         if not self.state.include_usage or self.state.usage is None:
-            return []  # Gemini always sends usageMetadata; should it not, the relay estimates (one layer does)
+            return []
         usage = usage_to_openai(self.state.usage, self._meta)
         return [self._chunk([], usage)]
 
@@ -248,12 +280,14 @@ def embeddings_from_gemini(payload: JSON, texts: list[str], request: ApiRequest)
     if len(vectors) != len(texts) or not all(isinstance(v, list) for v in vectors):
         raise UpstreamError(502, "Gemini answered a different number of embeddings than inputs", retryable=False)
     as_base64 = request.body.get("encoding_format") == "base64"
-    data = [
-        {"object": "embedding", "index": i, "embedding": _float32_base64(v) if as_base64 else v}
-        for i, v in enumerate(vectors)
-    ]
-    if counts and all(isinstance(c, int | float) for c in counts):
-        usage = Usage(prompt_tokens=int(sum(counts)))
+    data = []
+    for i, vector in enumerate(vectors):
+        embedding_length(vector)
+        packed = _float32(vector)  # also the check that every value is a number a float32 holds
+        data.append({"object": "embedding", "index": i,
+                     "embedding": base64.b64encode(packed).decode() if as_base64 else vector})
+    if counts and all(c is not None for c in counts):
+        usage = Usage(prompt_tokens=sum(whole(c, MAX_TOKEN_COUNT, "token_count") for c in counts))
     else:
         usage = Usage(prompt_tokens=sum(estimate_tokens(t) for t in texts), estimated=True)
     body = {"object": "list", "data": data, "model": request.public_model,
@@ -261,8 +295,11 @@ def embeddings_from_gemini(payload: JSON, texts: list[str], request: ApiRequest)
     return body, usage
 
 
-def _float32_base64(values: list[float]) -> str:
-    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+def _float32(values: list[Any]) -> bytes:
+    try:
+        return struct.pack(f"<{len(values)}f", *values)
+    except (struct.error, OverflowError):
+        raise OutOfRange("an embedding holds a value that is not a float32") from None
 
 
 # --- errors --------------------------------------------------------------------------
@@ -290,18 +327,21 @@ def error_from_gemini(http_status: int, error: JSON, headers: Mapping[str, str])
     0 for an error that came inside a stream (then the body's own code counts)."""
     rpc_status = str(error.get("status") or "")
     mapped = _RPC_STATUS.get(rpc_status)
-    code_in_body = error.get("code") if isinstance(error.get("code"), int) else 0
+    body_code = error.get("code")
+    code_in_body = body_code if isinstance(body_code, int) and 400 <= body_code <= 599 else 0
     status = http_status or code_in_body or (mapped[0] if mapped else 502)
     error_type, code = (mapped[1], mapped[2]) if mapped else _type_for_status(status)
-    message = str(error.get("message") or f"Gemini answered {rpc_status or status}")
+    given = error.get("message")
+    raw_message: str = given if isinstance(given, str) else ""
+    message = error_message(raw_message, status)
     details = [d for d in error.get("details") or [] if isinstance(d, dict)]
     retry_after = retry_after_seconds(headers)
     context_window = False
-    if any(d.get("reason") == "API_KEY_INVALID" for d in details) or "API key not valid" in message:
+    if any(d.get("reason") == "API_KEY_INVALID" for d in details) or "API key not valid" in raw_message:
         status, error_type, code = 401, "authentication_error", "invalid_api_key"
-    elif rpc_status == "NOT_FOUND" and "models/" in message:
+    elif rpc_status == "NOT_FOUND" and "models/" in raw_message:
         code = "model_not_found"
-    elif _CONTEXT_WINDOW.search(message):
+    elif _CONTEXT_WINDOW.search(raw_message):
         error_type, code, context_window = "invalid_request_error", "context_length_exceeded", True
     if retry_after is None:
         retry_after = _retry_info_delay(details)
@@ -325,11 +365,10 @@ def error_from_body(status: int, headers: Mapping[str, str], body: bytes) -> Ups
         payload = payload[0]  # the JSON-array stream form wraps the error in a list
     if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
         return error_from_gemini(status, payload["error"], headers)
-    snippet = body[:200].decode("utf-8", "replace").strip()
-    error_type, code = _type_for_status(status)
+    error_type, code = _type_for_status(status)  # not Google's shape (HTML, text): nothing of the body is relayed
     return UpstreamError(
         status,
-        f"Gemini answered HTTP {status}" + (f": {snippet}" if snippet else ""),
+        f"Gemini: {generic_error_message(status)}",
         type=error_type,
         code=code,
         retry_after=retry_after_seconds(headers),
@@ -350,5 +389,5 @@ def _retry_info_delay(details: list[JSON]) -> float | None:
         if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
             match = _DURATION.match(str(detail.get("retryDelay", "")))
             if match:
-                return float(match.group(1))
+                return retry_delay(match.group(1))
     return None

@@ -28,7 +28,20 @@ from providers.base import (
     dumps,
     retry_after_seconds,
 )
+from providers.openai_responses import ResponsesPassthroughStream, passthrough_answer, passthrough_body
 from providers.settings import ProviderSettings
+from providers.untrusted import (
+    OutOfRange,
+    embedding_length,
+    error_message,
+    index,
+    logprob,
+    plain_token,
+    usage_or_missing,
+    whole,
+)
+
+MAX_TEXT_OFFSET = 2**31 - 1  # a character position in prompt and completion
 
 _PATHS = {
     Operation.CHAT: "/chat/completions",
@@ -47,6 +60,8 @@ class Flavour:
     query: str = ""
     # Parameters this flavour rejects or misreads, dropped before sending.
     drop_params: frozenset[str] = frozenset()
+    # The Responses API (`responses_api: true`); Azure names the deployment in the body there.
+    responses_template: str = "{base}/responses"
 
 
 FLAVOURS: dict[str, Flavour] = {
@@ -54,7 +69,7 @@ FLAVOURS: dict[str, Flavour] = {
     "openai-compatible": Flavour(url_template="{base}{path}", auth_header="Authorization", auth_prefix="Bearer "),
     # Azure selects the model by deployment in the path; `api-key`, not a bearer token.
     "azure": Flavour(url_template="{base}/openai/deployments/{model}{path}", auth_header="api-key", auth_prefix="",
-                     query="?api-version={api_version}"),
+                     query="?api-version={api_version}", responses_template="{base}/openai/responses"),
 }
 
 
@@ -77,6 +92,9 @@ class OpenAIAdapter:
             base=self.config.base_url, model=upstream_model, path=_PATHS[operation]) + self._query
 
     def to_upstream(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
+        if request.passthrough and request.source is not None:
+            url = self.flavour.responses_template.format(base=self.config.base_url) + self._query
+            return UpstreamCall(url, self._json_headers, passthrough_body(request.source, upstream_model))
         url = self.url(request.operation, upstream_model)
         if request.operation is Operation.TRANSCRIPTION:
             return UpstreamCall(url, self._auth_headers, None, multipart=True,
@@ -91,15 +109,23 @@ class OpenAIAdapter:
         return UpstreamCall(url, self._json_headers, dumps(body))
 
     def from_upstream(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
+        if request.passthrough:
+            return passthrough_answer(body, request.public_model)
         if request.operation is Operation.TRANSCRIPTION:
             return body, _transcription_usage(body)
         data = _load_object(body)
         if not isinstance(data.get("choices", data.get("data")), list):
             raise UpstreamError(502, "the upstream answered with an unexpected body", retryable=False)
+        _check_numbers(data)
         data["model"] = request.public_model
-        return dumps(data), _usage(data.get("usage"))
+        usage = _usage(data.get("usage"))
+        if usage.estimated:
+            data.pop("usage", None)  # absent or out of range: the gateway counts instead, and says nothing false
+        return dumps(data), usage
 
-    def stream_translator(self, request: ApiRequest) -> OpenAIStream:
+    def stream_translator(self, request: ApiRequest) -> OpenAIStream | ResponsesPassthroughStream:
+        if request.passthrough:
+            return ResponsesPassthroughStream(request.public_model)
         return OpenAIStream(StreamState(request.public_model, request.include_usage))
 
     def parse_error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
@@ -134,9 +160,13 @@ class OpenAIStream:
         if "error" in chunk and "choices" not in chunk:
             raise _error_from_body(502, chunk, None)
         state = self.state
+        _check_numbers(chunk)
         usage = chunk.get("usage")
         if usage:
             state.usage = _usage(usage)
+            if state.usage.estimated:  # out of range: not relayed; the usage chunk at the end is the gateway's
+                chunk["usage"] = usage = None
+                data = dumps(chunk)
         choices = chunk.get("choices")
         if choices is not None and not isinstance(choices, list):
             raise UpstreamError(502, "the upstream sent a malformed stream event", retryable=False)
@@ -189,13 +219,45 @@ def _load_object(body: bytes) -> JSON:
 
 
 def _usage(raw: Any) -> Usage:
-    if not isinstance(raw, dict):
-        return Usage(estimated=True)
-    prompt = raw.get("prompt_tokens")
-    completion = raw.get("completion_tokens", 0)
-    if not isinstance(prompt, int) or not isinstance(completion, int):
-        return Usage(estimated=True)
-    return Usage(prompt, completion)
+    return usage_or_missing(raw, ("prompt_tokens",), ("completion_tokens",), "prompt_tokens")
+
+
+def _check_numbers(data: JSON) -> None:
+    """The positions and logprobs an answer or chunk carries, which are relayed as they are."""
+    try:
+        for place, item in enumerate(data.get("choices") or data.get("data") or ()):
+            if not isinstance(item, dict):
+                continue
+            index(item.get("index"), place)
+            embedding_length(item.get("embedding"))
+            delta = item.get("delta")
+            for call in (delta.get("tool_calls") or ()) if isinstance(delta, dict) else ():
+                if isinstance(call, dict):
+                    index(call.get("index"), 0, "tool_calls.index")
+            _check_logprobs(item.get("logprobs"))
+    except (OutOfRange, TypeError, AttributeError):
+        raise UpstreamError(502, "the upstream answered with a number out of range", code="upstream_malformed",
+                            retryable=False) from None
+
+
+def _check_logprobs(logprobs: Any) -> None:
+    """Chat's `{content: [{logprob, bytes, top_logprobs}]}` and completions' `{token_logprobs,
+    top_logprobs: [{token: logprob}], text_offset}`."""
+    if not isinstance(logprobs, dict):
+        return
+    for entry in logprobs.get("content") or ():
+        for token in (entry, *(entry.get("top_logprobs") or ())):
+            logprob(token.get("logprob"))
+            for byte in token.get("bytes") or ():
+                whole(byte, 255, "bytes")
+    for value in logprobs.get("token_logprobs") or ():
+        if value is not None:  # the first prompt token has none (echo)
+            logprob(value)
+    for alternatives in logprobs.get("top_logprobs") or ():
+        for value in (alternatives or {}).values():
+            logprob(value)
+    for offset in logprobs.get("text_offset") or ():
+        whole(offset, MAX_TEXT_OFFSET, "text_offset")
 
 
 def _transcription_usage(body: bytes) -> Usage:
@@ -204,10 +266,9 @@ def _transcription_usage(body: bytes) -> Usage:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         return Usage()
-    usage = data.get("usage") if isinstance(data, dict) else None
-    if isinstance(usage, dict) and isinstance(usage.get("input_tokens"), int):
-        return Usage(usage["input_tokens"], int(usage.get("output_tokens") or 0))
-    return Usage()
+    usage = usage_or_missing(data.get("usage") if isinstance(data, dict) else None, ("input_tokens",),
+                             ("output_tokens",), "input_tokens")
+    return Usage() if usage.estimated else usage
 
 
 def _error_from_body(status: int, data: Any, retry_after: float | None) -> UpstreamError:
@@ -218,18 +279,20 @@ def _error_from_body(status: int, data: Any, retry_after: float | None) -> Upstr
         err = {"message": err, "type": data.get("error_type")}
     if not isinstance(err, dict):
         err = {}
-    message = err.get("message") if isinstance(err.get("message"), str) else f"upstream error (HTTP {status})"
+    raw_message = err.get("message")
+    message = error_message(raw_message, status)
     code = err.get("code")
-    etype = err.get("type") if isinstance(err.get("type"), str) else "upstream_error"
+    etype = plain_token(err.get("type")) or "upstream_error"
     # A quota that is used up will not come back by retrying.
     retryable = None if code != "insufficient_quota" and etype != "insufficient_quota" else False
-    context_window = code == "context_length_exceeded" or "maximum context length" in message
+    context_window = code == "context_length_exceeded" or (
+        isinstance(raw_message, str) and "maximum context length" in raw_message)
     return UpstreamError(
         status,
         message,
         type=etype,
-        code=str(code) if code is not None else None,
-        param=err.get("param") if isinstance(err.get("param"), str) else None,
+        code=plain_token(code),
+        param=plain_token(err.get("param")),
         retryable=retryable,
         retry_after=retry_after,
         context_window=context_window,
@@ -240,8 +303,7 @@ def error_from_upstream(status: int, headers: Mapping[str, str], body: bytes) ->
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        text = body[:200].decode("utf-8", "replace").strip()
-        data = {"error": {"message": f"upstream error (HTTP {status})" + (f": {text}" if text else "")}}
+        data = {}  # an HTML page or plain text: only the status is relayed, never the body
     error = _error_from_body(status, data, retry_after_seconds(headers))
     should_retry = headers.get("x-should-retry")
     if should_retry in ("true", "false"):

@@ -26,11 +26,13 @@ class KindSpec:
     protocol: str  # the wire protocol spoken: an ingress of the same protocol may pass the client's body through
     required: tuple[str, ...] = ("base_url",)  # provider fields the route table must give
     framing: Callable[[], StreamDecoder] = SSEDecoder  # a new stream decoder per upstream stream
+    stream_content_type: str = "text/event-stream"  # what a stream answer must be; anything else is a 502
     simulator: str  # the module whose create_app() speaks this protocol on loopback
     simulator_path: str = ""  # what the kind's SDKs append to the simulator's root URL as base_url
     operations: frozenset[Operation] = CHAT_ONLY
     tools: bool = True  # function calling
     vision: bool = True  # image parts
+    responses_api: bool = False  # may serve OpenAI's Responses API itself (`responses_api: true` in the table)
     # An example account (docs, tests): its provider fields beside `kind` and `base_url`, and
     # an upstream chat model it serves.
     example: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -47,10 +49,10 @@ _EMBEDS = frozenset({Operation.CHAT, Operation.EMBEDDINGS})
 KINDS: Mapping[str, KindSpec] = MappingProxyType({
     "openai": KindSpec(
         module="providers.openai", protocol="openai", simulator=_OPENAI_SIM, simulator_path="/v1",
-        operations=frozenset(Operation), example_model="gpt-4o-mini-2024-07-18"),
+        operations=frozenset(Operation), responses_api=True, example_model="gpt-4o-mini-2024-07-18"),
     "azure": KindSpec(
         module="providers.openai", protocol="openai", required=("base_url", "api_version"), simulator=_OPENAI_SIM,
-        operations=frozenset(Operation), example=MappingProxyType({"api_version": "2024-10-21"}),
+        operations=frozenset(Operation), responses_api=True, example=MappingProxyType({"api_version": "2024-10-21"}),
         example_model="gpt-4o-deployment"),
     "openai-compatible": KindSpec(
         module="providers.openai", protocol="openai", simulator=_OPENAI_SIM, simulator_path="/v1",
@@ -83,6 +85,11 @@ def adapter_factory(kind: str) -> Callable[[ProviderSettings], Adapter] | None:
     return factories.get(kind)
 
 
+RESPONSES_PROTOCOL = "openai-responses"
+
+
 def speaks(settings: ProviderSettings, protocol: str) -> bool:
     """Whether the provider takes a request of this client protocol as it came (pass-through)."""
+    if protocol == RESPONSES_PROTOCOL:
+        return settings.responses_api
     return KINDS[settings.kind].protocol == protocol

@@ -38,4 +38,7 @@ class ProviderSettings:
     location: str | None = None  # vertex
     token_file: str | None = None  # vertex: a file holding a bearer token
     token_command: str | None = None  # vertex: a command printing a bearer token
+    # The upstream serves OpenAI's Responses API itself (OpenAI, Azure): a Responses request
+    # passes through to it with only the model rewritten, instead of being translated to chat.
+    responses_api: bool = False
     simulated: bool = False  # a bundled simulator (`llm-router demo`): no real credentials are used

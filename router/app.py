@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from router import metrics
 from router.config.reload import RELOADER, Reloader
 from router.config.runtime import build_runtime, refresh_credentials
-from router.config.schema import RouteTable
+from router.config.schema import FailurePolicy, RouteTable
 from router.exchange import IN_FLIGHT, InFlight
 from router.gateway import GATEWAY, Gateway
 from router.http import admin, messages_api, protocol_errors
@@ -33,13 +33,21 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Health contract: a Redis outage makes the replica unready under fail_closed only;
+    under fail_open it serves on local limits and says so here."""
     gateway = request.app[GATEWAY]
+    table = gateway.runtime.table
     if not gateway.redis_ready:
         reason = "The shared state (Redis) is unreachable."
-        return web.json_response({"status": "not ready", "reason": reason, "version": gateway.runtime.table.version,
+        if table.state.on_failure is FailurePolicy.FAIL_OPEN:
+            return web.json_response({"status": "ready", "state": "degraded", "reason": reason + " Serving on "
+                                      "local limits (fail_open).", "version": table.version})
+        return web.json_response({"status": "not ready", "state": "degraded", "reason": reason,
+                                  "version": table.version,
                                   "error": {"message": reason, "type": "server_error", "param": None,
                                             "code": "state_unavailable"}}, status=503)
-    return web.json_response({"status": "ready", "version": gateway.runtime.table.version})
+    return web.json_response({"status": "ready", "state": "shared" if table.state.redis_url else "local",
+                              "version": table.version})
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

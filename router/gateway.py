@@ -21,6 +21,7 @@ from router.config.runtime import Runtime, build_runtime, refresh_credentials
 from router.config.schema import ProviderConfig, RouteTable
 from router.state.limits import Limiter, LocalLimiter
 from router.state.metering import LocalMeter, Meter
+from router.state.responses_store import LocalResponseStore, RedisResponseStore, ResponseStore
 from router.upstream.backpressure import Gates
 from router.upstream.cooldown import Guards, cooldown_store
 from router.upstream.fetch import ImageFetcher
@@ -57,6 +58,7 @@ class Gateway:
     redis_ready: bool = True  # False while a configured Redis is unreachable
     redis: redis.asyncio.Redis | RedisCluster | None = None  # the one shared-state client (None: in-process)
     guards: Guards | None = None  # cooldowns and concurrency gates, made at the first request
+    stored_responses: ResponseStore | None = None  # the Responses API's `store`, made at its first use
     _session_configs: dict[str, ProviderConfig] = field(default_factory=dict)
     _closing: set[asyncio.Task[None]] = field(default_factory=set)
     # Each swap starts a generation; requests in flight are counted per generation they
@@ -107,6 +109,15 @@ class Gateway:
             store = cooldown_store(self.redis, state.key_prefix, state.socket_timeout, lambda: self.redis_ready)
             self.guards = Guards(store, Gates())
         return self.guards
+
+    def response_store(self) -> ResponseStore:
+        """Where `store: true` keeps Responses API answers: Redis when configured, else this process."""
+        if self.stored_responses is None:
+            state = self.runtime.table.state
+            self.stored_responses = (
+                RedisResponseStore(self.redis, state.key_prefix, state.responses_retention) if self.redis is not None
+                else LocalResponseStore(state.responses_retention, state.responses_max_stored))
+        return self.stored_responses
 
     @property
     def table(self) -> RouteTable:

@@ -54,6 +54,10 @@ INFLIGHT = Gauge("llm_router_inflight_requests", "Client requests in progress", 
                  multiprocess_mode="livesum")
 STATE_DEGRADED = Gauge("llm_router_state_degraded", "1 while the shared state (Redis) is unreachable",
                        registry=_DEFINED, multiprocess_mode="livemax")
+USAGE_SPOOL_RECORDS = Gauge("llm_router_usage_spool_records", "Usage records waiting in the local spool for Redis",
+                            registry=_DEFINED, multiprocess_mode="livemax")
+USAGE_SPOOL_BYTES = Gauge("llm_router_usage_spool_bytes", "Bytes of the local usage spool", registry=_DEFINED,
+                          multiprocess_mode="livemax")
 CONFIG_RELOADS = Counter("llm_router_config_reloads", "Route table reloads", ["result"], registry=_DEFINED)
 CONFIG_INFO = Gauge("llm_router_config_info", "The running route table's version", ["version"], registry=_DEFINED,
                     multiprocess_mode="livemax")

@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import socket
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import openai
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from providers.registry import KINDS
 from providers.simulators.common import SIMULATOR_STATE, SimulatorState
 from router.app import create_app
 from router.config.schema import RouteTable, parse
 from router.demo import simulated, start_simulators
+from router.gateway import GATEWAY
+from router.upstream.fetch import ImageFetcher, PublicOnlyResolver
 
 KEY_A = "sk-team-a-test"
 KEY_B = "sk-team-b-test"
@@ -62,6 +66,24 @@ DEFAULT_TABLE: dict[str, Any] = {
         {"name": "team-b", "key": KEY_B, "models": ["Llama-3.1-70B-Instruct"]},
     ],
 }
+
+
+# The public image hosts tests name, so that the gateway's SSRF guard resolves them without real DNS.
+TEST_DNS = {"upload.wikimedia.org": "198.35.26.112"}
+
+
+class StaticDNS(AbstractResolver):
+    """DNS for tests: the names in TEST_DNS, every other name unknown."""
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        if host not in TEST_DNS:
+            raise OSError(f"{host}: unknown to the test DNS")
+        return [ResolveResult(hostname=host, host=TEST_DNS[host], port=port, family=socket.AF_INET, proto=0,
+                              flags=0)]
+
+    async def close(self) -> None:
+        return None
 
 
 def table_dict(**overrides: Any) -> dict[str, Any]:
@@ -110,6 +132,8 @@ class Gateway:
         self.transform: Callable[[RouteTable], RouteTable] = simulated(urls, dimensions)
         self.table = self.transform(table)
         self.app = create_app(self.table, self.file, self.transform)
+        self.app[GATEWAY].fetcher = ImageFetcher(self.table.server.request_limits.max_image_bytes,
+                                                 resolver=PublicOnlyResolver(StaticDNS()))
         runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None, shutdown_timeout=2)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -37,6 +37,8 @@ from providers.simulators.common import (
     tool_arguments,
     wait_for_release,
 )
+from providers.simulators.openai_responses import chat_request, response_object
+from providers.simulators.openai_responses import stream_events as responses_events
 from providers.simulators.schema_instance import schema_instance
 
 DEFAULT_DIMENSION = 1024
@@ -57,6 +59,8 @@ def create_app(api_key: str | None = None, dimensions: Mapping[str, int] | None 
         app.router.add_post(prefix + "/completions", completions)
         app.router.add_post(prefix + "/embeddings", embeddings)
         app.router.add_post(prefix + "/audio/transcriptions", transcriptions)
+    for path in ("/v1/responses", "/responses", "/openai/responses"):
+        app.router.add_post(path, responses)
     app.router.add_get("/v1/models", models)
     return app
 
@@ -256,6 +260,31 @@ async def chat(request: web.Request) -> web.StreamResponse:
     return await stream_events(request, state, fault, [orjson.dumps(c) for c in chunks])
 
 
+async def responses(request: web.Request) -> web.StreamResponse:
+    """The Responses API: the answer planned as for chat, in the Responses shapes."""
+    if request.path.startswith("/openai/") and "api-version" not in request.query:
+        return _error(404, "Resource not found", code="404")
+    begun = await _begin(request)
+    if isinstance(begun, web.Response):
+        return begun
+    state, fault, body = begun
+    if not isinstance(body.get("input"), (str, list)) or not body.get("input"):
+        return _error(400, "Missing required parameter: 'input'.", param="input")
+    chat_like, messages = chat_request(body)
+    choice = _answer(chat_like, messages)
+    prompt = sum(count_tokens(str(m.get("content") or "")) + 4 for m in messages)
+    completion = count_tokens(choice.text) + sum(count_tokens(c["function"]["arguments"]) for c in choice.calls)
+    response = response_object(body, str(body.get("model") or ""), choice.text, choice.calls, choice.finish,
+                               {"prompt_tokens": prompt, "completion_tokens": completion})
+    if not body.get("stream"):
+        return web.json_response(response)
+    events = responses_events(response)
+    payloads = [orjson.dumps({"type": kind, "sequence_number": n, **fields})
+                for n, (kind, fields) in enumerate(events)]
+    return await stream_events(request, state, fault, payloads, done=False,
+                               names=[kind for kind, _ in events])
+
+
 def _message(choice: Choice) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": choice.text or None, "refusal": None}
     if choice.calls:
@@ -282,8 +311,10 @@ def _hit_limit(body: dict[str, Any], text: str) -> bool:
 
 
 async def stream_events(request: web.Request, state: SimulatorState, fault: Fault | None,
-                        payloads: list[bytes], done: bool = True) -> web.StreamResponse:
-    """Write `data:` events at the configured pace, honouring a scripted fault."""
+                        payloads: list[bytes], done: bool = True,
+                        names: list[str] | None = None) -> web.StreamResponse:
+    """Write `data:` events (named `event:` lines where `names` are given) at the configured
+    pace, honouring a scripted fault."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
     await response.prepare(request)
     delay = fault.delay_between_chunks if fault and fault.delay_between_chunks else state.stream_delay
@@ -291,12 +322,13 @@ async def stream_events(request: web.Request, state: SimulatorState, fault: Faul
     try:
         sent = 0
         while True:
-            for payload in payloads:
+            for n, payload in enumerate(payloads):
                 if drop_after is not None and sent >= drop_after:
                     if request.transport:
                         request.transport.close()
                     return response
-                await response.write(b"data: " + payload + b"\n\n")
+                name = b"event: " + names[n].encode() + b"\n" if names else b""
+                await response.write(name + b"data: " + payload + b"\n\n")
                 sent += 1
                 if sent == 1:
                     await wait_for_release(state)

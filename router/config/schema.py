@@ -175,6 +175,8 @@ class StateConfig:
     expected_replicas: int = 1
     spool_path: str = "var/usage-spool.jsonl"
     cluster: bool = False  # redis_url names one node of a Redis Cluster
+    responses_retention: float = 30 * 86400.0  # seconds a stored Responses API response is kept
+    responses_max_stored: int = 10_000  # stored responses kept in-process (no Redis), oldest dropped first
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +286,10 @@ def _read_provider(r: Reader, name: str, node: Any) -> ProviderConfig | None:
         location=r.string(node, "location", path),
         token_file=r.string(node, "token_file", path),
         token_command=r.string(node, "token_command", path),
+        responses_api=r.boolean(node, "responses_api", path, False),
     )
+    if settings.responses_api and not KINDS[kind].responses_api:
+        r.error(f"{path}.responses_api", f"a provider of kind '{kind}' does not serve the Responses API")
     p = ProviderConfig(settings)
     return ProviderConfig(
         settings=settings,
@@ -436,7 +441,23 @@ def _read_state(r: Reader, node: Any) -> StateConfig:
         expected_replicas=r.number(node, "expected_replicas", "state", d.expected_replicas, int, 1),
         spool_path=r.string(node, "spool_path", "state", d.spool_path) or d.spool_path,
         cluster=r.boolean(node, "cluster", "state", d.cluster),
+        responses_retention=_duration(r, node, "responses_retention", d.responses_retention),
+        responses_max_stored=r.number(node, "responses_max_stored", "state", d.responses_max_stored, int, 1),
     )
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(r: Reader, node: dict[str, Any], key: str, default: float) -> float:
+    """Seconds, or a number with a unit: `90s`, `30m`, `12h`, `30d`."""
+    value = node.get(key)
+    if isinstance(value, str) and (m := re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", value.strip())):
+        return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    if isinstance(value, str):
+        r.error(f"state.{key}", f"expected seconds or a duration such as 30d, 12h, 30m, got '{value}'")
+        return default
+    return r.number(node, key, "state", default, float, 1)
 
 
 def parse(data: Any, file: str = "routes.yaml") -> RouteTable:

@@ -18,11 +18,12 @@ from router.config.schema import KeyConfig, ModelConfig, ModelType
 from router.errors import GatewayError
 from router.exchange import EXCHANGE, Exchange
 from router.gateway import GATEWAY
-from router.http import validate
+from router.http import responses_api, validate
 from router.http.auth import authenticate
 from router.http.bodies import read_json, read_multipart
-from router.http.ingress.base import Ingress
+from router.http.ingress.base import Ingress, Source
 from router.http.ingress.openai import OPENAI
+from router.http.ingress.responses import RESPONSES
 from router.http.usage_api import usage_rows
 from router.state.limits import reserves_tokens
 from router.state.metering import UsageRecord, today
@@ -81,12 +82,12 @@ async def own_usage(request: web.Request, rt: Runtime, endpoint: str, caller: Ke
 
 
 async def _prepare(request: web.Request, rt: Runtime, endpoint: str, caller: KeyConfig,
-                   operation: Operation, ingress: Ingress) -> tuple[ApiRequest, ModelConfig]:
+                   operation: Operation, ingress: Ingress, raw: ApiRequest | None,
+                   source: Source | None) -> tuple[ApiRequest, ModelConfig]:
     limits = rt.table.server.request_limits
-    if operation is Operation.TRANSCRIPTION:
-        raw = await read_multipart(request, limits)
-    else:
-        raw = await read_json(request, limits)
+    if raw is None:
+        reader = read_multipart if operation is Operation.TRANSCRIPTION else read_json
+        raw = await reader(request, limits)
     body = ingress.to_canonical(raw.body)
     model_id = validate.model_id(body, limits)
     ex = request[EXCHANGE]
@@ -107,12 +108,13 @@ async def _prepare(request: web.Request, rt: Runtime, endpoint: str, caller: Key
         image_urls = validate.chat(body, limits)
     elif operation in validate.VALIDATORS:
         validate.VALIDATORS[operation](body)
+    validate.output_limit(body, model.meta_data.max_output_length)
     ex.stream = stream
-    api_request = ApiRequest(operation, body, model.id, stream, include_usage, image_urls=tuple(image_urls),
-                             form=raw.form, file=raw.file, max_output_length=model.meta_data.max_output_length)
-    if ingress.protocol != OPENAI.protocol:  # the body as it came, already read and kept by aiohttp
-        api_request = ingress.with_source(api_request, raw.body, await request.read(), request.headers)
-    return api_request, model
+    return ApiRequest(operation, body, model.id, stream, include_usage, image_urls=tuple(image_urls),
+                      form=raw.form, file=raw.file, max_output_length=model.meta_data.max_output_length,
+                      source=source.body if source else None, source_protocol=source.protocol if source else "openai",
+                      native_only=source.native_only if source else None, source_raw=source.raw if source else b"",
+                      source_features=source.features if source else ()), model
 
 
 def _headers(ex: Exchange, outcome: Outcome, extra: dict[str, str]) -> dict[str, str]:
@@ -135,10 +137,13 @@ async def _respond(outcome: Outcome, ex: Exchange, headers: dict[str, str],
 
 
 async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyConfig,
-                operation: Operation, ingress: Ingress) -> web.StreamResponse:
+                operation: Operation, ingress: Ingress, *, raw: ApiRequest | None = None,
+                source: Source | None = None) -> web.StreamResponse:
+    """One request to a model, in any client protocol: `raw` is the body when the handler read
+    it already, `source` the client's own body for upstreams that speak its protocol."""
     gw = request.app[GATEWAY]
     ex = request[EXCHANGE]
-    api_request, model = await _prepare(request, rt, endpoint, caller, operation, ingress)
+    api_request, model = await _prepare(request, rt, endpoint, caller, operation, ingress, raw, source)
     prompt_estimate = PromptEstimate(operation, api_request.body)
     reserve = 0
     if reserves_tokens(caller, model):
@@ -178,7 +183,7 @@ EndpointHandler = Callable[[web.Request, Runtime, str, KeyConfig], Awaitable[web
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    method: str
+    method: str | tuple[str, ...]
     handler: EndpointHandler
     ingress: Ingress = OPENAI  # the protocol the client speaks there: its errors' shape from the start
 
@@ -190,6 +195,10 @@ def _proxy_for(operation: Operation, ingress: Ingress = OPENAI) -> Route:
     return Route("POST", handler, ingress)
 
 
+async def _create_response(request: web.Request, rt: Runtime, endpoint: str, caller: KeyConfig) -> web.StreamResponse:
+    return await responses_api.create(request, rt, endpoint, caller, proxy)
+
+
 ROUTES: dict[str, Route] = {
     "/chat/completions": _proxy_for(Operation.CHAT),
     "/completions": _proxy_for(Operation.COMPLETIONS),
@@ -197,9 +206,20 @@ ROUTES: dict[str, Route] = {
     "/audio/transcriptions": _proxy_for(Operation.TRANSCRIPTION),
     "/models": Route("GET", list_models),
     "/usage": Route("GET", own_usage),
+    "/responses": Route("POST", _create_response, RESPONSES),
 }
-_GET_MODEL = Route("GET", get_model)
-_MODEL_PATH = re.compile(r"^/models/[^/]+$")
+_PATTERN_ROUTES = (
+    (re.compile(r"^/models/[^/]+$"), Route("GET", get_model)),
+    (re.compile(r"^/responses/[^/]+$"), Route(("GET", "DELETE"), responses_api.retrieve_or_delete, RESPONSES)),
+    (re.compile(r"^/responses/[^/]+/input_items$"), Route("GET", responses_api.input_items, RESPONSES)),
+)
+
+
+def _route(rest: str) -> Route | None:
+    route = ROUTES.get(rest)
+    if route is not None:
+        return route
+    return next((r for pattern, r in _PATTERN_ROUTES if pattern.match(rest)), None)
 
 
 def _split_endpoint(rt: Runtime, path: str) -> tuple[str, str] | None:
@@ -229,13 +249,14 @@ async def endpoint_handler(request: web.Request) -> web.StreamResponse:
         _refuse_method_of_fixed_route(request)
         raise web.HTTPNotFound()
     endpoint, rest = split
-    route = ROUTES.get(rest) or (_GET_MODEL if _MODEL_PATH.match(rest) else None)
+    route = _route(rest)
     if route is None:
         raise web.HTTPNotFound()
     ex = request[EXCHANGE]
     ex.errors = route.ingress.errors
-    if request.method != route.method:
-        raise web.HTTPMethodNotAllowed(request.method, [route.method])
+    allowed = (route.method,) if isinstance(route.method, str) else route.method
+    if request.method not in allowed:
+        raise web.HTTPMethodNotAllowed(request.method, list(allowed))
     ex.endpoint = endpoint
     caller = authenticate(rt.table, request)
     ex.key_name = caller.name

@@ -9,8 +9,6 @@ shape. Models are found on every endpoint of the table, with the key's model acc
 
 from __future__ import annotations
 
-import dataclasses
-
 import orjson
 from aiohttp import web
 
@@ -48,7 +46,9 @@ def _begin(request: web.Request) -> tuple[Runtime, KeyConfig]:
 
 async def messages_handler(request: web.Request) -> web.StreamResponse:
     rt, caller = _begin(request)
-    return await proxy(request, rt, ANY_ENDPOINT, caller, Operation.CHAT, ANTHROPIC)
+    raw = await read_json(request, rt.table.server.request_limits)
+    source = ANTHROPIC.source(raw.body, await request.read(), request.headers)  # aiohttp kept the bytes read
+    return await proxy(request, rt, ANY_ENDPOINT, caller, Operation.CHAT, ANTHROPIC, raw=raw, source=source)
 
 
 async def count_tokens_handler(request: web.Request) -> web.StreamResponse:
@@ -88,9 +88,10 @@ async def _count(request: web.Request, rt: Runtime, model: ModelConfig, canonica
         adapter = rt.adapters[target.provider]
         if not isinstance(adapter, TokenCounter):
             continue
-        api_request = ANTHROPIC.with_source(ApiRequest(Operation.CHAT, canonical, model.id), body, raw,
-                                            request.headers)
-        api_request = dataclasses.replace(api_request, passthrough=speaks(provider.settings, PROTOCOL))
+        source = ANTHROPIC.source(body, raw, request.headers)
+        api_request = ApiRequest(Operation.CHAT, canonical, model.id, source=body, source_protocol=PROTOCOL,
+                                 source_raw=raw, source_features=source.features,
+                                 passthrough=speaks(provider.settings, PROTOCOL))
         try:
             call = adapter.count_tokens_call(api_request, target.model)
         except UpstreamError:

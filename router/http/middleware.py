@@ -123,6 +123,21 @@ async def name_the_server(request: web.Request, response: web.StreamResponse) ->
     response.headers["Server"] = SERVER_NAME
 
 
+def _observe(ex: Exchange, method: str, runtime: Runtime | None) -> None:
+    """The log line, then the metrics; neither may raise out of the middleware's `finally`
+    (that would turn an answer already made into a 500 and lose the line)."""
+    duration = time.perf_counter() - ex.started
+    overhead = max(0.0, ex.gateway_seconds if ex.gateway_seconds is not None else duration - ex.trace.upstream_wait)
+    try:
+        _log_line(ex, method, duration, overhead)
+    except Exception:
+        log.exception("the access log line could not be written", extra={"request_id": ex.request_id})
+    try:
+        _count(ex, runtime, duration, overhead)
+    except Exception:
+        log.exception("the request's metrics could not be updated", extra={"request_id": ex.request_id})
+
+
 async def _content(request: web.Request, response: web.StreamResponse) -> dict[str, str]:
     """The request's and a whole answer's bodies, for `logging.debug_content` only
     (a stream's text was written as it came and is not kept)."""
@@ -132,13 +147,11 @@ async def _content(request: web.Request, response: web.StreamResponse) -> dict[s
     return content
 
 
-def _observe(ex: Exchange, method: str, runtime: Runtime | None) -> None:
-    duration = time.perf_counter() - ex.started
+def _count(ex: Exchange, runtime: Runtime | None, duration: float, overhead: float) -> None:
     provider = ex.trace.provider or "none"
     # The model label takes ids of the table only: a client asking for random ids must
     # not create a series each (the log line keeps what was asked).
     model = ex.model if runtime is None or not ex.model or ex.model in runtime.table.models else UNKNOWN_MODEL
-    overhead = max(0.0, ex.gateway_seconds if ex.gateway_seconds is not None else duration - ex.trace.upstream_wait)
     metrics.labelled(metrics.REQUESTS, ex.endpoint, model, provider, ex.key_name or "anonymous", str(ex.status)).inc()
     if ex.trace.attempts:
         metrics.labelled(metrics.REQUEST_DURATION, model, provider).observe(duration)
@@ -146,8 +159,12 @@ def _observe(ex: Exchange, method: str, runtime: Runtime | None) -> None:
     if ex.ttft is not None:
         metrics.labelled(metrics.TIME_TO_FIRST_TOKEN, model, provider).observe(ex.ttft)
     if ex.usage and ex.key_name:
-        metrics.labelled(metrics.TOKENS, model, ex.key_name, "prompt").inc(ex.usage.prompt_tokens)
-        metrics.labelled(metrics.TOKENS, model, ex.key_name, "completion").inc(ex.usage.completion_tokens)
+        # Counter.inc raises on a negative amount: an upstream's bad count must not fail the request.
+        metrics.labelled(metrics.TOKENS, model, ex.key_name, "prompt").inc(max(0, ex.usage.prompt_tokens))
+        metrics.labelled(metrics.TOKENS, model, ex.key_name, "completion").inc(max(0, ex.usage.completion_tokens))
+
+
+def _log_line(ex: Exchange, method: str, duration: float, overhead: float) -> None:
     if access_log.isEnabledFor(logging.INFO):
         # Names, numbers and ids only: never a key, a prompt or a completion, unless
         # `logging.debug_content` asked for the bodies (ex.content).

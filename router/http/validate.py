@@ -29,6 +29,10 @@ MAX_EMBEDDING_INPUTS = 2048  # OpenAI's own limit
 # download (x max_image_bytes); Gemini takes at most 20 MB of inline data per request anyway.
 MAX_IMAGE_URLS = 16
 MAX_EMBEDDING_DIMENSIONS = 65536  # far above any model's (OpenAI's largest: 3072); bounds what upstreams allocate
+# Output tokens one request may ask for, whatever the model: the largest context window on offer (10M tokens).
+# Models with a `max_output_length` are held to it (output_limit); this bounds the rest, and so the TPM reservation.
+MAX_OUTPUT_TOKENS = 10_000_000
+MAX_TOKEN_ID = 2**31 - 1  # vocabularies are far smaller; upstreams keep token ids in 32-bit integers
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # tool, function and json_schema names
 # Transcription form fields are forwarded to the upstream: only plain names (`timestamp_granularities[]`).
 FORM_FIELD_NAME = re.compile(r"^[A-Za-z0-9_.\[\]-]{1,64}$")
@@ -161,8 +165,8 @@ def _sampling(body: JSON) -> None:
     _number(body, "temperature", 0, 2)
     _number(body, "top_p", 0, 1)
     _number(body, "n", 1, 128, integer=True)
-    _number(body, "max_tokens", 1, UINT64_MAX, integer=True)
-    _number(body, "max_completion_tokens", 1, UINT64_MAX, integer=True)
+    _number(body, "max_tokens", 1, MAX_OUTPUT_TOKENS, integer=True)
+    _number(body, "max_completion_tokens", 1, MAX_OUTPUT_TOKENS, integer=True)
     _number(body, "presence_penalty", -2, 2)
     _number(body, "frequency_penalty", -2, 2)
     _number(body, "seed", *INT64, integer=True)
@@ -173,11 +177,23 @@ def _sampling(body: JSON) -> None:
         raise bad("stop", f"Invalid 'stop': expected a string or an array of 1 to {MAX_STOP_SEQUENCES} strings.")
     bias = _object(body, "logit_bias") or {}
     for token in bias:
-        if not token.isascii() or not token.isdigit():
+        if not token.isascii() or not token.isdigit() or len(token) > 9:  # ids below 10^9, as the document says
             raise bad("logit_bias", f"Invalid 'logit_bias': the key '{token[:32]}' is not a token id.")
         if bias[token] is None:
             raise _wrong_type(f"logit_bias.{token}", "an integer", None)
         _number(bias, token, -100, 100, integer=True, prefix="logit_bias.")
+
+
+def output_limit(body: JSON, max_output_length: int) -> None:
+    """More output than the model gives is a 400 naming the parameter, as OpenAI answers it,
+    not quietly less: a client that asked for 100k tokens learns why it got 16k."""
+    if max_output_length <= 0:
+        return
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and value > max_output_length:
+            raise bad(name, f"{name} is too large: {value}. This model supports at most {max_output_length} "
+                            f"completion tokens, whereas you provided {value}.", "invalid_value")
 
 
 # --- chat ---------------------------------------------------------------------------------------------
@@ -406,7 +422,7 @@ def _token(value: Any) -> int | None:
     """A token id (a whole decimal counts, as for every integer), or None."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= UINT64_MAX:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_ID:
         return value
     return None
 

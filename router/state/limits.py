@@ -5,7 +5,9 @@ Every scope is a GCRA-style bucket (capacity = the per-minute limit, refilled
 continuously), so there is no fixed window that starts at the first request. One
 check covers every scope a request touches and is all-or-nothing. Tokens are
 reserved before the call (estimated prompt + requested output) and reconciled with
-the real usage after it.
+the real usage after it. A request is charged at most a whole bucket at admission,
+and a bucket's debt (usage beyond the reservation) at most an hour of its limit, so
+no request can drain a bucket for longer than that.
 
 `LocalLimiter` keeps the buckets in this process (one instance only); the Redis
 limiter (router/state) runs the same arithmetic in one atomic script.
@@ -22,6 +24,22 @@ from typing import Protocol
 from router import metrics
 from router.config.schema import KeyConfig, Limits, ModelConfig
 from router.errors import GatewayError
+
+MAX_UNITS = 10**12  # tokens of one request, or a limit: beyond it the number is not a real one
+DEBT_MINUTES = 60  # a bucket's level never falls below -limit * this
+
+
+def token_count(tokens: int) -> int:
+    """A request's token reservation, range-checked before any limiter sees it."""
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or not 0 <= tokens <= MAX_UNITS:
+        raise GatewayError(400, f"The request asks for more tokens than can be accounted ({MAX_UNITS} at most); "
+                                "lower max_tokens.", param="max_tokens", code="invalid_value")
+    return tokens
+
+
+def used_count(tokens: int) -> int:
+    """Tokens an upstream says were used, clamped to what a limiter can account."""
+    return min(MAX_UNITS, max(0, int(tokens)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +135,7 @@ class _Bucket:
 @dataclass(slots=True)
 class Reservation:
     """What one admission holds until it is settled: its reserved tokens and its
-    concurrency slots. `release` gets the refund (reserved - used); settling twice
-    does nothing."""
+    concurrency slots. `release` gets the tokens used; settling twice does nothing."""
 
     release: Callable[[int], None]
     reserved: int
@@ -129,10 +146,10 @@ class Reservation:
         if self.settled:
             return
         self.settled = True
-        self.release(self.reserved - used_tokens)
+        self.release(used_count(used_tokens))
 
 
-def _nothing_to_release(refund: int) -> None:
+def _nothing_to_release(used: int) -> None:
     return None
 
 
@@ -166,13 +183,14 @@ class LocalLimiter:
                 capacity = limit / self.divisor
                 bucket = self._level(f"{scope.name}/{kind}", capacity, now)
                 rate = capacity / 60.0
-                if bucket.level < min(cost, capacity):
-                    wait = (min(cost, capacity) - bucket.level) / rate
+                charge = min(cost, capacity)  # a request is charged at most the whole bucket
+                if bucket.level < charge:
+                    wait = (charge - bucket.level) / rate
                     # the refusing bucket's headers: the client sees what ran out
                     best[kind] = (int(capacity), max(0.0, bucket.level), (capacity - bucket.level) / rate)
                     return Verdict(False, retry_after=wait, refused_by=f"{scope.name}/{kind}",
                                    **_header_fields(best))  # type: ignore[arg-type]
-                remaining = bucket.level - cost
+                remaining = bucket.level - charge
                 reset = (capacity - remaining) / rate
                 if kind not in best or remaining < best[kind][1]:
                     best[kind] = (int(capacity), remaining, reset)
@@ -186,16 +204,18 @@ class LocalLimiter:
             if scope.limits.rpm:
                 self._buckets[f"{scope.name}/rpm"].level -= 1
             if scope.limits.tpm:
-                self._buckets[f"{scope.name}/tpm"].level -= tokens
+                self._buckets[f"{scope.name}/tpm"].level -= min(tokens, scope.limits.tpm / self.divisor)
             if scope.limits.concurrency:
                 self._inflight[scope.name] = self._inflight.get(scope.name, 0) + 1
 
-    def release(self, scopes: list[Scope], refund: int) -> None:
+    def release(self, scopes: list[Scope], reserved: int, used: int) -> None:
         for scope in scopes:
             if scope.limits.tpm:
                 bucket = self._buckets.get(f"{scope.name}/tpm")
                 if bucket:
-                    bucket.level = min(scope.limits.tpm / self.divisor, bucket.level + refund)
+                    capacity = scope.limits.tpm / self.divisor
+                    level = bucket.level + min(reserved, capacity) - used
+                    bucket.level = max(-capacity * DEBT_MINUTES, min(capacity, level))
             if scope.limits.concurrency:
                 self._inflight[scope.name] = max(0, self._inflight.get(scope.name, 0) - 1)
 
@@ -203,11 +223,12 @@ class LocalLimiter:
         scopes = scopes_for(caller, model)
         if not scopes:
             return unlimited()
+        tokens = token_count(tokens)
         verdict = self.check(scopes, tokens, time.monotonic())
         if not verdict.allowed:
             raise refuse(verdict, caller, model)
         self.take(scopes, tokens)
-        return Reservation(functools.partial(self.release, scopes), tokens, verdict.headers())
+        return Reservation(functools.partial(self.release, scopes, tokens), tokens, verdict.headers())
 
 
 def _header_fields(best: dict[str, tuple[int, float, float]]) -> dict[str, float | int]:

@@ -8,11 +8,16 @@ replicas, idempotent by request id, and spools what Redis cannot take yet.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+log = logging.getLogger("llm_router")
+MAX_TOKENS = 10**12  # tokens one request can have used; more is a broken upstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,7 @@ class UsageRecord:
     # Of the prompt tokens, those read from and written to the upstream's prompt cache.
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    batch: str = ""  # the write batch it was first sent in (set by the Redis meter; its dedup id)
 
     @property
     def total_tokens(self) -> int:
@@ -51,6 +57,29 @@ COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "e
             "cache_write_tokens")
 
 
+def checked(record: UsageRecord) -> UsageRecord:
+    """The record with its token counts in [0, MAX_TOKENS]: a negative or absurd count
+    from an upstream is never added to a counter (logged, counted as 0 or the maximum)."""
+    prompt, completion = record.prompt_tokens, record.completion_tokens
+    if _in_range(prompt) and _in_range(completion):
+        return record
+    log.warning("usage counts out of range; clamped before metering", extra={"fields": {
+        "request_id": record.request_id, "model": record.model, "provider": record.provider,
+        "prompt_tokens": str(prompt)[:40], "completion_tokens": str(completion)[:40]}})
+    return dataclasses.replace(record, prompt_tokens=_clamp(prompt), completion_tokens=_clamp(completion),
+                               estimated=True)
+
+
+def _in_range(value: object) -> bool:
+    return type(value) is int and 0 <= value <= MAX_TOKENS
+
+
+def _clamp(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return 0
+    return int(min(MAX_TOKENS, max(0, value)))
+
+
 def record_counts(record: UsageRecord) -> dict[str, int]:
     return {"requests": 1, "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens,
             "total_tokens": record.total_tokens, "errors": int(record.error), "cached_tokens": record.cached_tokens,
@@ -70,6 +99,7 @@ class LocalMeter:
         self._rows: dict[tuple[str, str, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
 
     def record(self, record: UsageRecord) -> None:
+        record = checked(record)
         row = self._rows[(record.date, record.key, record.model)]
         for name, value in record_counts(record).items():
             row[name] += value

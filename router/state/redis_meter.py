@@ -1,16 +1,23 @@
 """Usage metering shared by every replica, written to Redis off the client's path.
 
 `record()` only appends to a bounded in-memory queue (or, when it is full, to the
-local spool); one background task drains the queue in pipelined batches. Each
-record is one Lua call that sets the request's seen marker (SET NX with a TTL) and
-only then adds to the day/key/model counters, so a batch retried after a lost reply
-counts each request once. Batches Redis cannot take go to the spool file, which is
-replayed when Redis answers again. `close()` flushes the queue or spools it.
+local spool); one background task drains the queue in pipelined batches. Each batch
+gets an id; its records are summed per day/key/model, and each sum is one Lua call
+that sets the batch's seen marker for that day/key/model (SET NX with a TTL) and
+only then adds to the counters, so a batch retried after a lost reply counts once.
+Batches Redis cannot take go to the spool file with their batch id, and are
+replayed (whole batches, under the same ids) when Redis answers again. `close()`
+flushes the queue or spools it.
+
+The day's index of [key, model] pairs is written with every batch, in the same
+round trip: a Redis that lost its data (restart without persistence, failover to a
+lagging replica, flush) gets the index back with the next write, as it gets the
+counters.
 
 Key layout (`P` = state.key_prefix): counters `P usage:{D|K|M}` (a hash per day,
 key and model; the tag spreads them over a cluster), the seen markers
-`P usage:{D|K|M}:seen:<request id>` in the same slot, and per day an index set
-`P usage-index:D` of [key, model] pairs read by the usage API.
+`P usage:{D|K|M}:s:<batch id>` in the same slot (one per batch and day/key/model,
+not per request; kept SEEN_TTL), and per day an index set `P usage-index:D`.
 """
 
 from __future__ import annotations
@@ -19,12 +26,15 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import random
+from collections import defaultdict
 from typing import Any
 
 import orjson
 
+from router import metrics
 from router.errors import GatewayError
-from router.state.metering import COUNTERS, UsageRecord, record_counts
+from router.state.metering import COUNTERS, UsageRecord, checked, record_counts
 from router.state.redis import STATE_ERRORS, LuaScript, RedisState
 from router.state.spool import Spool
 
@@ -32,7 +42,7 @@ log = logging.getLogger("llm_router")
 
 QUEUE_SIZE = 10_000
 BATCH_SIZE = 500
-SEEN_TTL = 3 * 24 * 3600  # a retried write or a spool replay within this counts once
+SEEN_TTL = 24 * 3600  # a retried batch or a spool replay within this counts once
 CLOSE_TIMEOUT = 5.0
 LINGER = 0.01  # seconds the first record of a batch waits for others
 
@@ -45,13 +55,17 @@ def index_key(prefix: str, date: str) -> str:
     return f"{prefix}usage-index:{date}"
 
 
+# The counts in the order meter.lua takes them (ARGV 2 to 9).
+_SCRIPT_COUNTS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors", "estimated",
+                  "cached_tokens", "cache_write_tokens")
+
+
 class RedisMeter:
     def __init__(self, state: RedisState, spool_path: str) -> None:
         self.state = state
         self.spool = Spool(spool_path)
         self._queue: asyncio.Queue[UsageRecord | None] = asyncio.Queue(QUEUE_SIZE)
         self._script = LuaScript("meter.lua")
-        self._indexed: set[tuple[str, str, str]] = set()  # day/key/model pairs known to the day's index
         self._drainer: asyncio.Task[None] | None = None
         self._in_hand: list[UsageRecord] = []  # the batch being written, spooled if cancelled
         self._replay_lock = asyncio.Lock()
@@ -61,6 +75,21 @@ class RedisMeter:
 
     def start(self) -> None:
         self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        self._report_spool()  # what an earlier process left
+
+    def _append(self, records: list[UsageRecord]) -> None:
+        """Spool them (blocking: fsync) and report the spool's depth."""
+        self.spool.append(records)
+        self._report_spool()
+
+    def _report_spool(self) -> None:
+        try:
+            records, size = self.spool.depth()
+        except OSError as exc:
+            log.warning("usage spool unreadable", extra={"fields": {"error": str(exc)[:200]}})
+            return
+        metrics.USAGE_SPOOL_RECORDS.set(records)
+        metrics.USAGE_SPOOL_BYTES.set(size)
 
     def _replay_soon(self) -> None:
         task = asyncio.get_running_loop().create_task(self.replay())
@@ -69,6 +98,7 @@ class RedisMeter:
 
     def record(self, record: UsageRecord) -> None:
         """Never waits on Redis: queue it, or spool it when the queue is full or the meter closed."""
+        record = checked(record)
         if self._closed:
             self._spool_now([record])
             return
@@ -79,7 +109,7 @@ class RedisMeter:
 
     def _spool_now(self, records: list[UsageRecord]) -> None:
         try:
-            self.spool.append(records)
+            self._append(with_batch(records, new_batch_id()))
         except OSError as exc:
             _log_unspooled(records, exc)
 
@@ -106,6 +136,7 @@ class RedisMeter:
     async def _write_or_spool(self, batch: list[UsageRecord]) -> None:
         if not batch:
             return
+        batch = with_batch(batch, new_batch_id())  # the same id when Redis took it and when replayed
         if self.state.available():
             try:
                 await self.write(batch)
@@ -114,47 +145,51 @@ class RedisMeter:
             except STATE_ERRORS as exc:
                 self.state.failed(exc)
         try:
-            await asyncio.to_thread(self.spool.append, batch)
+            await asyncio.to_thread(self._append, batch)
         except OSError as exc:
             _log_unspooled(batch, exc)
 
     async def write(self, batch: list[UsageRecord]) -> None:
-        """One pipelined round trip for the whole batch (one more the first time a day
-        sees a key and model); safe to repeat."""
+        """One pipelined round trip for whole batches (each record carries its batch id):
+        one call per batch and day/key/model, and the days' index; safe to repeat."""
         prefix = self.state.prefix
-        calls: list[tuple[list[str], list[Any]]] = []
-        new_pairs: dict[str, set[bytes]] = {}
+        sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * len(_SCRIPT_COUNTS))
+        pairs: dict[str, set[bytes]] = {}
         for r in batch:
-            counts = record_counts(r)
             key = counters_key(prefix, r.date, r.key, r.model)
-            calls.append(([key, f"{key}:seen:{r.request_id}"],
-                          [SEEN_TTL, counts["requests"], counts["prompt_tokens"], counts["completion_tokens"],
-                           counts["total_tokens"], counts["errors"], int(r.estimated), counts["cached_tokens"],
-                           counts["cache_write_tokens"]]))
-            if (r.date, r.key, r.model) not in self._indexed:
-                new_pairs.setdefault(r.date, set()).add(orjson.dumps([r.key, r.model]))
+            total = sums[(key, r.batch or f"r{r.request_id}")]  # spooled before batch ids: per request
+            counts = {**record_counts(r), "estimated": int(r.estimated)}
+            for n, name in enumerate(_SCRIPT_COUNTS):
+                total[n] += counts[name]
+            pairs.setdefault(r.date, set()).add(orjson.dumps([r.key, r.model]))
+        calls: list[tuple[list[str], list[Any]]] = [
+            ([key, f"{key}:s:{seen}"], [SEEN_TTL, *counts]) for (key, seen), counts in sums.items()]
+
+        def index(pipe: Any) -> None:
+            for date, members in pairs.items():
+                pipe.sadd(index_key(prefix, date), *members)
+
         async with asyncio.timeout(self.state.config.socket_timeout * 4):
-            await self._script.run_many(self.state.client, calls)
-            for date, pairs in new_pairs.items():
-                await self.state.client.sadd(index_key(prefix, date), *pairs)
-        for r in batch:
-            self._indexed.add((r.date, r.key, r.model))
+            await self._script.run_many(self.state.client, calls, also=index)
 
     async def replay(self) -> None:
         """Send what the spool holds; one replay at a time per process, files locked across processes."""
         async with self._replay_lock:
-            for claimed in await asyncio.to_thread(self.spool.claim):
-                if not self.state.available():
-                    return
-                await self._replay_file(claimed)
+            try:
+                for claimed in await asyncio.to_thread(self.spool.claim):
+                    if not self.state.available():
+                        return
+                    await self._replay_file(claimed)
+            finally:
+                await asyncio.to_thread(self._report_spool)
 
     async def _replay_file(self, claimed: Any) -> None:
         try:
             with self.spool.replaying(claimed) as records:
                 if records is None:
                     return
-                for start in range(0, len(records), BATCH_SIZE):
-                    await self.write(records[start:start + BATCH_SIZE])
+                for chunk in whole_batches(records):
+                    await self.write(chunk)
                 log.info("usage spool replayed", extra={"fields": {"records": len(records)}})
         except STATE_ERRORS as exc:
             self.state.failed(exc)  # the file stays claimed for the next replay
@@ -215,6 +250,29 @@ class RedisMeter:
                 rows.append({"date": day, "key": k, "model": m, **{c: int(v or 0) for c, v in zip(COUNTERS, values,
                                                                                                    strict=True)}})
         return rows
+
+
+def new_batch_id() -> str:
+    return f"{random.getrandbits(64):016x}"  # an id, not a secret: no system call
+
+
+def with_batch(records: list[UsageRecord], batch_id: str) -> list[UsageRecord]:
+    """The records, each with a batch id (those that have one keep it)."""
+    return [r if r.batch else dataclasses.replace(r, batch=batch_id) for r in records]
+
+
+def whole_batches(records: list[UsageRecord]) -> list[list[UsageRecord]]:
+    """Spooled records in chunks of about BATCH_SIZE that never split a batch: a batch's
+    seen marker must cover the same records each time it is sent."""
+    by_batch: dict[str, list[UsageRecord]] = defaultdict(list)
+    for r in records:
+        by_batch[r.batch or f"r{r.request_id}"].append(r)
+    chunks: list[list[UsageRecord]] = [[]]
+    for group in by_batch.values():
+        if chunks[-1] and len(chunks[-1]) + len(group) > BATCH_SIZE:
+            chunks.append([])
+        chunks[-1].extend(group)
+    return [c for c in chunks if c]
 
 
 def _days(start: str, end: str) -> list[str]:

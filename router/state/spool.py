@@ -44,6 +44,30 @@ def decode(line: bytes) -> UsageRecord | None:
 class Spool:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._counted: dict[Path, tuple[int, int, int]] = {}  # file -> (inode, bytes counted, lines in them)
+
+    def depth(self) -> tuple[int, int]:
+        """Records and bytes waiting in the spool (every process's files at this path).
+        Lines are counted once: a file that grew is read from where it was counted to."""
+        records = size = 0
+        counted: dict[Path, tuple[int, int, int]] = {}
+        for file in ([self.path] if self.path.exists() else []) + self._claimed():
+            try:
+                with open(file, "rb") as handle:
+                    stat = os.fstat(handle.fileno())
+                    inode, done, lines = self._counted.get(file, (stat.st_ino, 0, 0))
+                    if inode != stat.st_ino or done > stat.st_size:
+                        done, lines = 0, 0
+                    handle.seek(done)
+                    while chunk := handle.read(1 << 20):
+                        lines += chunk.count(b"\n")
+                        done += len(chunk)
+            except FileNotFoundError:
+                continue  # replayed meanwhile
+            counted[file] = (stat.st_ino, done, lines)
+            records, size = records + lines, size + done
+        self._counted = counted
+        return records, size
 
     def append(self, records: list[UsageRecord]) -> None:
         """Write and fsync; blocking (a few ms), so the event loop calls it rarely or in a thread."""

@@ -21,9 +21,9 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
 
 from router.config.schema import Cooldown
+from router.state.redis import STATE_ERRORS, describe
 from router.upstream.backpressure import Gates
 
 log = logging.getLogger("llm_router")
@@ -241,9 +241,10 @@ class RedisCooldownStore:
         try:
             async with asyncio.timeout(self._timeout):
                 return await command
-        except (RedisError, OSError, TimeoutError) as exc:
+        except STATE_ERRORS as exc:  # the cluster client raises more than RedisError while a slot moves
             log.warning("cooldown state unreachable in Redis; using in-process state",
-                        extra={"fields": {"error": type(exc).__name__, "retry_in_s": REDIS_RETRY_AFTER}})
+                        extra={"fields": {"cause": describe(exc), "error": type(exc).__name__,
+                                          "retry_in_s": REDIS_RETRY_AFTER}})
             self._skip_until = time.monotonic() + REDIS_RETRY_AFTER
             return None
 

@@ -29,6 +29,7 @@ import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential, wait_random
 
 from providers.base import (
+    SHAPE_ERRORS,
     Adapter,
     ApiRequest,
     StreamDecoder,
@@ -297,6 +298,9 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
         fetcher = call.gw.image_fetcher()
         fetched = await asyncio.gather(*(fetcher.fetch(url, "messages") for url in request.image_urls))
         request = dataclasses.replace(request, images=dict(zip(request.image_urls, fetched, strict=True)))
+    elif request.image_urls and not adapter.inlines_image_urls:
+        # The upstream fetches these itself, from inside our network: where their names lead is checked here.
+        await call.gw.image_fetcher().check_forwarded(request.image_urls, "messages")
     upstream_call = adapter.to_upstream(request, target.model)
     gate = call.guards.gates.for_provider(provider.name, provider.max_concurrency, provider.max_queue)
     started = time.perf_counter()
@@ -324,7 +328,7 @@ def _for_protocol(request: ApiRequest, provider: ProviderConfig, model: ModelCon
     native = speaks(provider.settings, request.source_protocol)
     if not native and request.native_only is not None:
         param, what = request.native_only
-        raise invalid_param(param, f"{what} runs only on upstreams that serve the {request.source_protocol} API "
+        raise invalid_param(param, f"{what} is served only by upstreams that speak {request.source_protocol} "
                                    f"themselves; model '{model.id}' is served by a provider of kind "
                                    f"'{provider.kind}'.")
     return request if native == request.passthrough else dataclasses.replace(request, passthrough=native)
@@ -341,10 +345,31 @@ async def _exchange(call: _Call, outcome: Outcome, upstream_call: UpstreamCall) 
         return outcome
     outcome.response = await open_response(session, upstream_call, request, outcome.adapter,
                                            call.rt.timeouts[provider.name])
+    content_type = KINDS[provider.kind].stream_content_type
+    if outcome.response.content_type != content_type:
+        # An HTML error page or a whole JSON answer is no stream: the client gets a 502, not a 200 that fails.
+        raise UpstreamError(502, f"The upstream provider answered a stream request with "
+                                 f"'{outcome.response.content_type[:60]}', not {content_type}.",
+                            code="upstream_not_a_stream", retryable=False)
     outcome.decoder = call.rt.framings[provider.name]()
     outcome.translator = outcome.adapter.stream_translator(request)
     outcome.first_payloads = await _first_payloads(outcome, provider.timeouts.first_byte)
     return outcome
+
+
+def translate_chunk(decoder: StreamDecoder, translator: StreamTranslator, chunk: bytes) -> list[bytes]:
+    out: list[bytes] = []
+    try:
+        for event in decoder.feed(chunk):
+            out.extend(translator.feed(event))
+    except SHAPE_ERRORS:  # an event of the wrong shape, or a number out of range (providers/untrusted.py)
+        raise malformed_event() from None
+    return out
+
+
+def malformed_event() -> UpstreamError:
+    return UpstreamError(502, "The upstream sent a stream event of an unexpected shape.", code="upstream_malformed",
+                         retryable=False)
 
 
 async def _first_payloads(outcome: Outcome, timeout: float) -> list[bytes]:
@@ -361,7 +386,7 @@ async def _first_payloads(outcome: Outcome, timeout: float) -> list[bytes]:
                 if not chunk:
                     break  # the relay finishes what the body held (its tail)
                 received = True
-                payloads = [p for event in decoder.feed(chunk) for p in translator.feed(event)]
+                payloads = translate_chunk(decoder, translator, chunk)
                 if payloads or translator.state.done:
                     return payloads
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:

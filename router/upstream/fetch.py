@@ -1,12 +1,19 @@
 """Fetching client-given image URLs for providers that need images inline.
 
-Every hop is checked by the SSRF guard: the URL (router/ssrf.py: https only, no
+Every hop is checked by the SSRF guard: the URL (router/upstream/ssrf.py: https only, no
 non-public literal address or internal name), every address its name resolves to
 (`PublicOnlyResolver`: DNS cannot point a public-looking name at 127.0.0.1, and the
 connection goes to exactly the addresses checked, so re-resolving cannot swap them),
 and every redirect (followed by hand, each target checked again). Size and time are
 capped: `max_bytes` of body (Content-Length first, then as it streams, never
 decompressed), `timeout` seconds for the whole fetch, redirects included.
+
+URLs the gateway forwards to an upstream that fetches them itself (vLLM, OpenAI) are
+checked the same way before they leave (`check_forwarded`): every address the host
+name resolves to must be public. The lookup is bounded (`DNS_TIMEOUT`) and its verdict
+kept for `VERDICT_TTL` seconds (at most `MAX_VERDICTS` names), so a busy image host
+costs one lookup, not one a request. A name that does not resolve in time is refused:
+the guard fails closed.
 """
 
 from __future__ import annotations
@@ -15,7 +22,10 @@ import asyncio
 import base64
 import ipaddress
 import socket
-from collections.abc import Callable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -24,9 +34,19 @@ from yarl import URL
 
 from providers.base import InlineImage
 from router.errors import GatewayError
-from router.upstream.ssrf import IMAGE_TYPES, check_image_url, is_public_address, refused
+from router.upstream.ssrf import (
+    IMAGE_TYPES,
+    check_image_url,
+    is_public_address,
+    literal_address,
+    normalise_host,
+    refused,
+)
 
 MAX_REDIRECTS = 3
+DNS_TIMEOUT = 2.0  # seconds for one host's lookup
+VERDICT_TTL = 30.0  # seconds a host's verdict is kept: short, so DNS changes are seen soon
+MAX_VERDICTS = 4096
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _REDIRECTS = (301, 302, 303, 307, 308)
 
@@ -55,6 +75,48 @@ class PublicOnlyResolver(AbstractResolver):
         await self._inner.close()
 
 
+class HostVerdicts:
+    """Whether a host name resolves only to public addresses: asked of DNS at most once per
+    `ttl`, every address family, within `timeout`. The verdict is why it is refused, or None."""
+
+    def __init__(self, resolver: AbstractResolver, timeout: float = DNS_TIMEOUT, ttl: float = VERDICT_TTL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._resolver = resolver
+        self._timeout = timeout
+        self._ttl = ttl
+        self._clock = clock
+        self._verdicts: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+
+    async def refusal(self, host: str) -> str | None:
+        now = self._clock()
+        cached = self._verdicts.get(host)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        verdict = await self._lookup(host)
+        self._verdicts[host] = (now + self._ttl, verdict)
+        self._verdicts.move_to_end(host)
+        while len(self._verdicts) > MAX_VERDICTS:
+            self._verdicts.popitem(last=False)
+        return verdict
+
+    async def _lookup(self, host: str) -> str | None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                results = await self._resolver.resolve(host, 443, socket.AF_UNSPEC)
+        except NonPublicAddress:
+            return "the image host resolves to a non-public address"
+        except TimeoutError:
+            return f"the image host could not be resolved within {self._timeout:g} s"
+        except OSError:
+            return "the image host could not be resolved"
+        if not results:
+            return "the image host could not be resolved"
+        for result in results:  # whatever the resolver: the addresses themselves decide
+            if not is_public_address(ipaddress.ip_address(result["host"].split("%", 1)[0])):
+                return "the image host resolves to a non-public address"
+        return None
+
+
 class ImageFetcher:
     """`resolver` and `allow_url` exist for tests only (a fake DNS, a loopback image server):
     the gateway builds this with neither, so every URL goes through the SSRF guard."""
@@ -66,10 +128,28 @@ class ImageFetcher:
         self._resolver = resolver
         self._allow_url = allow_url
         self._session: aiohttp.ClientSession | None = None
+        self.verdicts: HostVerdicts | None = None  # made at first use, with the fetcher's resolver
+
+    def _resolver_in_use(self) -> AbstractResolver:
+        if self._resolver is None:  # made in the loop, at first use: aiohttp's resolver wants a running loop
+            self._resolver = PublicOnlyResolver()
+        return self._resolver
+
+    async def check_forwarded(self, urls: Iterable[str], param: str) -> None:
+        """Refuse URLs an upstream would fetch whose host resolves to a non-public address.
+        The URLs passed `check_image_url` already (scheme, literal addresses, internal names)."""
+        hosts = {normalise_host(urlsplit(url).hostname or "") for url in urls if not url.startswith("data:")}
+        names = [host for host in hosts if literal_address(host) is None]
+        if self.verdicts is None:
+            self.verdicts = HostVerdicts(self._resolver_in_use())
+        verdicts = self.verdicts
+        for refusal in await asyncio.gather(*(verdicts.refusal(host) for host in names)):
+            if refusal is not None:
+                raise refused(param, refusal)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(resolver=self._resolver or PublicOnlyResolver(), limit=32)
+            connector = aiohttp.TCPConnector(resolver=self._resolver_in_use(), limit=32)
             # No proxy from the environment (it would connect for us, unchecked); no decompression (a small
             # gzip body must not expand past the cap before we count it).
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False,
@@ -79,6 +159,8 @@ class ImageFetcher:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+        if self._resolver is not None:
+            await self._resolver.close()
 
     async def fetch(self, url: str, param: str) -> InlineImage:
         try:
@@ -131,4 +213,4 @@ def _too_large(param: str, limit: int) -> GatewayError:
     return refused(param, f"the image is larger than the limit of {limit} bytes (max_image_bytes)")
 
 
-__all__ = ["ImageFetcher", "NonPublicAddress", "PublicOnlyResolver"]
+__all__ = ["HostVerdicts", "ImageFetcher", "NonPublicAddress", "PublicOnlyResolver"]

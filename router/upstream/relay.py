@@ -20,10 +20,10 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from providers.base import Operation, StreamDecoder, StreamState, StreamTranslator, UpstreamError, Usage
+from providers.base import SHAPE_ERRORS, Operation, StreamDecoder, StreamState, StreamTranslator, UpstreamError, Usage
 from router.exchange import CLIENT_CLOSED, IN_FLIGHT, SHUTTING_DOWN, Exchange, InFlight
 from router.tokens import PromptEstimate, from_chars
-from router.upstream.dispatch import Outcome
+from router.upstream.dispatch import Outcome, malformed_event, translate_chunk
 
 
 class ClientStream(Protocol):
@@ -39,13 +39,6 @@ class ClientStream(Protocol):
     def error(self, error: UpstreamError) -> bytes:
         """A failure after the stream began, as the protocol's error event."""
         ...
-
-
-def _translate(decoder: StreamDecoder, translator: StreamTranslator, chunk: bytes) -> list[bytes]:
-    out: list[bytes] = []
-    for event in decoder.feed(chunk):
-        out.extend(translator.feed(event))
-    return out
 
 
 def usage_of(state: StreamState, prompt_estimate: PromptEstimate) -> Usage:
@@ -160,7 +153,7 @@ class StreamRelay:
                 if not chunk:
                     break
                 began = time.perf_counter()
-                payloads = _translate(self.decoder, self.translator, chunk)
+                payloads = translate_chunk(self.decoder, self.translator, chunk)
                 if payloads:
                     if ex.ttft is None:
                         ex.ttft = began - ex.started
@@ -193,9 +186,12 @@ class StreamRelay:
         """What is owed once the upstream body ended: buffered events, the usage chunk, the end."""
         state = self.translator.state
         payloads: list[bytes] = []
-        for event in self.decoder.flush():
-            payloads.extend(self.translator.feed(event))
-        payloads.extend(self.translator.finish())
+        try:
+            for event in self.decoder.flush():
+                payloads.extend(self.translator.feed(event))
+            payloads.extend(self.translator.finish())
+        except SHAPE_ERRORS:
+            raise malformed_event() from None
         if state.usage is None or state.usage.estimated:
             usage = self.usage
             state.usage = usage

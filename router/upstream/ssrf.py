@@ -3,8 +3,11 @@
 Only https URLs to public hosts, or `data:` URIs. A host that names loopback,
 private, link-local, multicast, reserved or metadata addresses is refused in any
 spelling (`127.1`, `0x7f000001`, `2130706433`, `[::ffff:127.0.0.1]`, full-width
-digits, `localhost.`), before any connection is made. When the gateway fetches, it
-also checks every address the name resolves to (router/fetch.py).
+digits, `localhost.`), IPv6 forms that carry an IPv4 address included (mapped,
+compatible, NAT64, 6to4, Teredo), and so are cluster-internal names (single labels,
+`.svc`, `.cluster.local`, `.internal`...), before any connection is made. Every address
+a name resolves to is checked too (router/upstream/fetch.py): when the gateway fetches, and
+when it forwards a URL to an upstream that will fetch it from inside our network.
 """
 
 from __future__ import annotations
@@ -18,18 +21,33 @@ from urllib.parse import urlsplit
 from router.errors import GatewayError
 
 _BLOCKED_NAMES = ("localhost", "metadata", "metadata.google.internal", "instance-data")
-_BLOCKED_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
+# Names that only mean something inside a network: Kubernetes services (`kubernetes.default.svc`, `.svc.cluster.local`),
+# mDNS, cloud-internal zones, and the conventional private zones (RFC 6762 appendix G).
+_BLOCKED_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa", ".svc", ".cluster.local",
+                     ".svc.cluster", ".lan", ".home", ".corp", ".intranet", ".private", ".consul")
+# IPv6 prefixes whose last 32 bits are an IPv4 address the packet ends up at: IPv4-mapped, IPv4-compatible
+# (deprecated, still routed by some stacks), IPv4-translated (SIIT) and the NAT64 well-known prefix.
+_EMBEDS_IPV4 = tuple(ipaddress.IPv6Network(n) for n in ("::ffff:0:0/96", "::/96", "::ffff:0:0:0/96", "64:ff9b::/96"))
+# Local-use NAT64 (RFC 8215) embeds an IPv4 address at a place only its operator knows: never public.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")  # what the fetcher accepts
 
 
 def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
-        mapped = address.ipv4_mapped or address.sixtofour
-        if mapped is not None:
-            return is_public_address(mapped)
-        if address.teredo:
+        for network in _EMBEDS_IPV4:
+            if address in network:
+                return is_public_address(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if address.sixtofour is not None:
+            return is_public_address(address.sixtofour)
+        if address.teredo or address in _LOCAL_NAT64:
             return False
     return address.is_global and not address.is_multicast
+
+
+def is_public_name(host: str) -> bool:
+    """Whether a (normalised) host name may name a public host: not a single label, not an internal zone."""
+    return host not in _BLOCKED_NAMES and not host.endswith(_BLOCKED_SUFFIXES) and "." in host
 
 
 def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -93,7 +111,7 @@ def check_image_url(url: str, param: str, max_image_bytes: int) -> bool:
         if not is_public_address(address):
             raise refused(param, "the host is not a public address")
         return True
-    if host in _BLOCKED_NAMES or host.endswith(_BLOCKED_SUFFIXES) or "." not in host:
+    if not is_public_name(host):
         raise refused(param, "the host is not a public name")
     return True
 

@@ -48,6 +48,8 @@ CONTRACT: dict[str, frozenset[str]] = {
     "llm_router_rate_limited_total": frozenset({"key", "model", "limit"}),
     "llm_router_inflight_requests": frozenset(),
     "llm_router_state_degraded": frozenset(),
+    "llm_router_usage_spool_records": frozenset(),
+    "llm_router_usage_spool_bytes": frozenset(),
     "llm_router_config_reloads_total": frozenset({"result"}),
     "llm_router_cooldowns_total": frozenset({"provider", "model"}),
     "llm_router_targets_cooling_down": frozenset({"provider", "model"}),

@@ -671,10 +671,11 @@ def test_context_window_error() -> None:
 
 
 def test_non_json_and_array_error_bodies() -> None:
-    error = error_from_body(502, {}, b"<html>Bad Gateway</html>")
-    assert error.status == 502 and error.retryable and "Bad Gateway" in error.message
+    error = error_from_body(502, {}, b"<html>Bad Gateway</html>")  # nothing of a page is relayed: only the status
+    assert error.status == 502 and error.retryable
+    assert error.message == "Gemini: The upstream provider answered HTTP 502."
     error = error_from_body(503, {}, b"")
-    assert error.status == 503 and error.message == "Gemini answered HTTP 503"
+    assert error.status == 503 and error.message == "Gemini: The upstream provider answered HTTP 503."
     wrapped = b"[" + gemini_error(404, "NOT_FOUND", "models/x is not found") + b"]"
     assert error_from_body(404, {}, wrapped).message == "models/x is not found"
 

@@ -134,3 +134,31 @@ def test_mid_stream_error_event_raises() -> None:
     with pytest.raises(UpstreamError) as caught:
         translator.feed(SSEEvent(None, b'{"error": {"message": "overloaded", "type": "server_error"}}'))
     assert caught.value.message == "overloaded"
+
+
+def test_usage_out_of_range_is_dropped_from_the_answer_and_left_to_the_router() -> None:
+    upstream = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": -1000000, "completion_tokens": 10, "total_tokens": -999990}}
+    body, usage = OPENAI.from_upstream(chat(), orjson.dumps(upstream))
+    assert usage.estimated and "usage" not in orjson.loads(body)
+
+
+@pytest.mark.parametrize("logprobs", [
+    {"content": [{"token": "a", "logprob": 0.5, "bytes": [97], "top_logprobs": []}]},
+    {"content": [{"token": "a", "logprob": -0.5, "bytes": [977], "top_logprobs": []}]},
+    {"tokens": ["a"], "token_logprobs": [3.0], "top_logprobs": None, "text_offset": [0]},
+    {"tokens": ["a"], "token_logprobs": [None], "top_logprobs": [{"a": 2}], "text_offset": [0]},
+    {"tokens": ["a"], "token_logprobs": [-1.0], "top_logprobs": None, "text_offset": [-4]},
+])
+def test_logprobs_out_of_range_are_a_502(logprobs: dict[str, object]) -> None:
+    upstream = {"id": "c", "object": "text_completion", "created": 1, "model": "m",
+                "choices": [{"index": 0, "text": "a", "logprobs": logprobs, "finish_reason": "stop"}]}
+    with pytest.raises(UpstreamError) as caught:
+        OPENAI.from_upstream(chat(), orjson.dumps(upstream))
+    assert caught.value.status == 502 and caught.value.code == "upstream_malformed"
+
+
+def test_an_html_error_body_is_not_relayed() -> None:
+    error = OPENAI.parse_error(500, {}, b"<html><pre>Traceback ... token=sk-abc123456789xyz</pre></html>")
+    assert error.message == "The upstream provider answered HTTP 500."

@@ -224,11 +224,26 @@ def test_image_urls_at_internal_addresses_are_refused_for_every_provider(small: 
     assert error["code"] == "invalid_image_url" and error["param"] == "messages[0].content[1].image_url.url"
 
 
-def test_a_name_that_resolves_to_a_private_address_is_refused_by_the_fetch(small: Gateway) -> None:
-    body = hello("gemini-1.5-pro", messages=[{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "https://private.example.com/cat.png"}}]}])
+@pytest.mark.parametrize("host", ["private.example.com", "10.0.0.1.sslip.io", "nat64-metadata.example.com",
+                                  "v4-compatible.example.com"])
+@pytest.mark.parametrize("model", ["gemini-1.5-pro", "Llama-3.1-70B-Instruct"])
+def test_a_name_that_resolves_to_a_private_address_is_refused_whoever_fetches_it(small: Gateway, host: str,
+                                                                                 model: str) -> None:
+    # Gemini's images are fetched by the gateway; vLLM fetches them itself, from inside our network.
+    received = len(small.sim("openai-compatible").received)
+    body = hello(model, messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": f"https://{host}/cat.png"}}]}])
     error = assert_refused(post(small, body), 400, "non-public address")
     assert error["code"] == "invalid_image_url"
+    assert len(small.sim("openai-compatible").received) == received
+
+
+def test_a_forwarded_url_to_a_public_name_reaches_the_upstream(small: Gateway) -> None:
+    url = "https://images.example.com/cat.png"
+    body = hello(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}])
+    answer = post(small, body)
+    assert answer.status == 200, answer.text
+    assert url in small.sim("openai-compatible").received[-1].body.decode()
 
 
 def test_a_multi_megabyte_message_within_the_limits_is_served(gateway: Gateway) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import socket
 from collections.abc import AsyncIterator, Callable
 
@@ -19,8 +20,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from router.errors import GatewayError
-from router.upstream.fetch import ImageFetcher, PublicOnlyResolver
-from router.upstream.ssrf import check_image_url
+from router.upstream.fetch import HostVerdicts, ImageFetcher, PublicOnlyResolver
+from router.upstream.ssrf import check_image_url, is_public_address
 
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
                        "AAAABJRU5ErkJggg==")
@@ -32,7 +33,15 @@ FAKE_DNS = {
     "v6-mapped.example.com": "::ffff:127.0.0.1",
     "v6-private.example.com": "fd00::1",
     "mixed.example.com": "198.51.100.7,192.168.0.1",  # one bad address spoils the name
+    "10.0.0.1.sslip.io": "10.0.0.1",  # wildcard DNS services answer the address the name spells
+    "nat64-metadata.example.com": "64:ff9b::a9fe:a9fe",  # 169.254.169.254 through the NAT64 prefix
+    "v4-compatible.example.com": "::7f00:1",  # ::127.0.0.1, IPv4-compatible
+    "v4-translated.example.com": "::ffff:0:a00:1",  # ::ffff:0:10.0.0.1, SIIT
+    "6to4-private.example.com": "2002:c0a8:1::1",  # 6to4 of 192.168.0.1
+    "teredo.example.com": "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    "public-v4-loopback-v6.example.com": "93.184.216.34,::1",  # AAAA spoils the A record
 }
+PUBLIC_DNS = {"images.example.com": "93.184.216.34,2606:2800:220:1:248:1893:25c8:1946"}
 
 
 class FakeDNS(AbstractResolver):
@@ -42,10 +51,11 @@ class FakeDNS(AbstractResolver):
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         self.asked.append(host)
-        if host not in FAKE_DNS:
+        known = FAKE_DNS.get(host) or PUBLIC_DNS.get(host)
+        if known is None:
             raise OSError(f"{host}: unknown to the fake DNS")
         return [ResolveResult(hostname=host, host=address, port=port, family=socket.AF_INET6 if ":" in address
-                              else socket.AF_INET, proto=0, flags=0) for address in FAKE_DNS[host].split(",")]
+                              else socket.AF_INET, proto=0, flags=0) for address in known.split(",")]
 
     async def close(self) -> None:
         return None
@@ -189,6 +199,15 @@ async def test_a_slow_image_host_is_cut_off(server: tuple[str, list[str]]) -> No
     "https://localhost/a.png", "https://localhost./a.png", "https://LOCALHOST/a.png", "https://api.localhost/a.png",
     "https://metadata.google.internal/a.png", "https://metadata/a.png", "https://printer.local/a.png",
     "https://intranet/a.png", "https://１２７.０.０.１/a.png",
+    # IPv6 forms that carry an IPv4 address: compatible, translated, NAT64 (well-known and local-use), 6to4, Teredo
+    "https://[::127.0.0.1]/x.png", "https://[::7f00:1]/x.png", "https://[::ffff:0:7f00:1]/x.png",
+    "https://[64:ff9b::a9fe:a9fe]/x.png", "https://[64:ff9b::169.254.169.254]/x.png",
+    "https://[64:ff9b:1::a9fe:a9fe]/x.png", "https://[2002:a9fe:a9fe::1]/x.png",
+    "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/x.png",
+    # cluster-internal names
+    "https://kubernetes.default.svc/x.png", "https://kubernetes.default.svc.cluster.local/x.png",
+    "https://redis.cache.svc.cluster.local./x.png", "https://vault.corp/x.png", "https://nas.lan/x.png",
+    "https://consul.service.consul/x.png", "https://kubernetes/x.png",
     "http://example.com/a.png", "ftp://example.com/a.png", "file:///etc/passwd", "gopher://example.com/",
     "https://example.com\\@127.0.0.1/a.png", "https://exa mple.com/a.png", "https://example.com:99999/a.png",
     "data:text/html;base64,PGh0bWw+", "data:image/png,rawbytes",
@@ -203,3 +222,64 @@ def test_public_https_urls_and_image_data_uris_pass() -> None:
     assert check_image_url("https://upload.wikimedia.org/a.jpg", "p", 1024) is True
     assert check_image_url("https://93.184.216.34/a.jpg", "p", 1024) is True
     assert check_image_url("data:image/png;base64," + base64.b64encode(PNG).decode(), "p", 1024) is False
+
+
+# --- URLs the gateway forwards (the upstream fetches them): their names are resolved here too ---------
+
+
+class StuckDNS(AbstractResolver):
+    """A resolver that never answers."""
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        return None
+
+
+def test_embedded_ipv4_forms_are_judged_by_the_ipv4_address_they_carry() -> None:
+    assert not is_public_address(ipaddress.ip_address("64:ff9b::a9fe:a9fe"))  # NAT64 of the metadata address
+    assert is_public_address(ipaddress.ip_address("64:ff9b::808:808"))  # NAT64 of 8.8.8.8
+    assert not is_public_address(ipaddress.ip_address("::7f00:1"))
+    assert is_public_address(ipaddress.ip_address("2002:808:808::1"))
+    assert not is_public_address(ipaddress.ip_address("2002:a00:1::1"))
+
+
+@pytest.mark.parametrize("host", sorted(FAKE_DNS))
+async def test_a_forwarded_url_whose_name_resolves_to_a_non_public_address_is_refused(host: str) -> None:
+    dns = FakeDNS()
+    fetch = ImageFetcher(2048, 2.0, resolver=PublicOnlyResolver(dns))
+    try:
+        with pytest.raises(GatewayError) as refused:
+            await fetch.check_forwarded([f"https://{host}/x.png"], "messages")
+    finally:
+        await fetch.close()
+    assert refused.value.status == 400 and refused.value.code == "invalid_image_url"
+    assert "non-public address" in refused.value.message
+    assert dns.asked == [host]
+
+
+async def test_a_forwarded_public_url_passes_and_its_verdict_is_kept_briefly() -> None:
+    dns = FakeDNS()
+    now = [0.0]
+    fetch = ImageFetcher(2048, 2.0, resolver=PublicOnlyResolver(dns))
+    fetch.verdicts = HostVerdicts(PublicOnlyResolver(dns), ttl=30, clock=lambda: now[0])
+    try:
+        urls = ["https://images.example.com/a.png", "https://IMAGES.example.com./b.png",
+                "data:image/png;base64," + base64.b64encode(PNG).decode(), "https://93.184.216.34/c.png"]
+        await fetch.check_forwarded(urls, "messages")
+        await fetch.check_forwarded(urls, "messages")
+        assert dns.asked == ["images.example.com"]  # one lookup: same name, a data URI and a literal need none
+        now[0] = 31.0
+        await fetch.check_forwarded(urls, "messages")
+        assert dns.asked == ["images.example.com"] * 2  # asked again once the verdict is stale
+    finally:
+        await fetch.close()
+
+
+async def test_a_name_that_does_not_resolve_in_time_is_refused() -> None:
+    verdicts = HostVerdicts(PublicOnlyResolver(StuckDNS()), timeout=0.05)
+    assert await verdicts.refusal("images.example.com") == "the image host could not be resolved within 0.05 s"
+    assert await verdicts.refusal("images.example.com") is not None  # the verdict is kept: a retry does not wait

@@ -90,7 +90,7 @@ response_formats = st.one_of(
 chat_requests = optional(
     {"model": st.just("public-model"), "messages": messages},
     temperature=st.none() | st.floats(0, 2), top_p=st.none() | st.floats(0, 1), n=st.integers(1, 4),
-    max_tokens=st.none() | st.integers(1, 2**63), max_completion_tokens=st.integers(1, 100_000),
+    max_tokens=st.none() | st.integers(1, 10_000_000), max_completion_tokens=st.integers(1, 100_000),
     stop=st.none() | text | st.lists(text, min_size=1, max_size=4), seed=st.integers(-(2**63), 2**63 - 1),
     presence_penalty=st.floats(-2, 2), frequency_penalty=st.floats(-2, 2), logprobs=st.none() | st.booleans(),
     top_logprobs=st.integers(0, 20), user=text, parallel_tool_calls=st.booleans(), tools=tools,

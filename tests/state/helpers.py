@@ -83,6 +83,8 @@ class RedisServer:
         client = redis.Redis(port=self.port, socket_timeout=0.2)
         try:
             return bool(client.ping())
+        except (redis.AuthenticationError, redis.ResponseError):
+            return True  # it answers (asking for a password, or full)
         except (redis.RedisError, OSError):
             return False
         finally:
@@ -179,8 +181,11 @@ def wait_for_usage(base: str, admin_key: str, requests: int, timeout: float = 10
     after a Redis outage the API answers 503 until the gateway sees Redis again)."""
     deadline = time.monotonic() + timeout
     while True:
-        status, _ = get_json(f"{base}/readyz", admin_key)
-        if status == 200:
+        status, ready = get_json(f"{base}/readyz", admin_key)
+        params = urllib.parse.urlencode({"from": today(), "to": today(), **query})
+        # 503 while the gateway has not yet seen that Redis is back (or has just noticed it was gone)
+        if status == 200 and ready.get("state") != "degraded" and get_json(
+                f"{base}/admin/usage?{params}", admin_key)[0] == 200:
             totals = usage_total(base, admin_key, **query)
             if totals["requests"] >= requests:
                 return totals

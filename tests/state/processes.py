@@ -47,7 +47,8 @@ def _answers(url: str) -> bool:
         return False
 
 
-def write_routes(tmp: Path, simulator_url: str, redis_url: str, prefix: str, rpm: int) -> Path:
+def write_routes(tmp: Path, simulator_url: str, redis_url: str, prefix: str, rpm: int,
+                 limits: dict[str, int] | None = None) -> Path:
     table: dict[str, Any] = {
         "server": {"shutdown_grace": 15},
         "state": {"redis_url": redis_url, "key_prefix": prefix, "spool_path": str(tmp / "spool.jsonl"),
@@ -59,7 +60,7 @@ def write_routes(tmp: Path, simulator_url: str, redis_url: str, prefix: str, rpm
         "providers": {"sim": {"kind": "openai-compatible", "base_url": simulator_url}},
         "models": {"gpt-4o-mini": {"meta_data": {"max_sequence_length": 128000, "max_output_length": 16384},
                                    "targets": [{"provider": "sim", "model": "gpt-4o-mini-2024-07-18"}]}},
-        "keys": [{"name": "team-a", "key": KEY_A, "models": ["*"], "limits": {"rpm": rpm}}],
+        "keys": [{"name": "team-a", "key": KEY_A, "models": ["*"], "limits": limits or {"rpm": rpm}}],
     }
     path = tmp / "routes.yaml"
     path.write_text(yaml.safe_dump(table), encoding="utf-8")

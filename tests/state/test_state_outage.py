@@ -25,7 +25,7 @@ def test_fail_open_serves_local_limits_divided_by_replicas(tmp_path: Path) -> No
     table = state_table(dead, "llmr-outage:", tmp_path / "spool.jsonl", key_limits={"rpm": 4}, expected_replicas=2)
     with Gateway(table) as gw:
         status, body = get_json(gw.url("/readyz"), KEY_A)
-        assert status == 503 and body["error"]["code"] == "state_unavailable"
+        assert status == 200 and body["state"] == "degraded"  # fail_open: serving, so ready
         assert _degraded() == 1
         client = gw.client()
         client.chat.completions.create(**chat_body())
@@ -40,6 +40,8 @@ def test_fail_closed_refuses_limited_requests_only(tmp_path: Path) -> None:
     table = state_table(dead, "llmr-outage:", tmp_path / "spool.jsonl", key_limits={"rpm": 4},
                         on_failure="fail_closed")
     with Gateway(table) as gw:
+        status, body = get_json(gw.url("/readyz"), KEY_A)
+        assert status == 503 and body["error"]["code"] == "state_unavailable"
         with pytest.raises(openai.InternalServerError) as refused:
             gw.client().chat.completions.create(**chat_body())
         assert refused.value.status_code == 503

@@ -40,7 +40,6 @@ upstream is not a Claude one): server tools (`tools[]` with a `type` such as
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -50,6 +49,7 @@ from multidict import CIMultiDictProxy
 from providers.base import JSON, ApiRequest
 from router.errors import ErrorShape, GatewayError
 from router.http.ingress.anthropic_answer import AnthropicStream, anthropic_status, error_json, message_from_chat
+from router.http.ingress.base import Source
 
 PROTOCOL = "anthropic"
 MAX_BETA_FEATURES = 32
@@ -351,10 +351,9 @@ class AnthropicIngress:
     def to_canonical(self, body: JSON) -> JSON:
         return to_chat(body)
 
-    def with_source(self, request: ApiRequest, body: JSON, raw: bytes, headers: CIMultiDictProxy[str]) -> ApiRequest:
-        """The request with the client's own body beside the canonical one, for a Claude upstream."""
-        return replace(request, source=body, source_protocol=PROTOCOL, source_raw=raw,
-                       source_features=beta_features(headers), native_only=native_only(body))
+    def source(self, body: JSON, raw: bytes, headers: CIMultiDictProxy[str]) -> Source:
+        """The client's own request, for a Claude upstream (which takes `raw`, model changed)."""
+        return Source(body, PROTOCOL, native_only(body), raw, beta_features(headers))
 
     def answer(self, body: bytes, request: ApiRequest) -> bytes:
         return body if request.passthrough else message_from_chat(body, request)

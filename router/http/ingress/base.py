@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
-
-from multidict import CIMultiDictProxy
 
 from providers.base import JSON, ApiRequest
 from router.errors import ErrorShape
@@ -24,12 +23,6 @@ class Ingress(Protocol):
         """The client's request body as the canonical request body (raises GatewayError 400)."""
         ...
 
-    def with_source(self, request: ApiRequest, body: JSON, raw: bytes, headers: CIMultiDictProxy[str]) -> ApiRequest:
-        """The request with the client's own body (`body`, `raw`) beside the canonical one, for an
-        upstream that speaks this protocol itself (ApiRequest.source); the request as it is for
-        the canonical protocol."""
-        ...
-
     def answer(self, body: bytes, request: ApiRequest) -> bytes:
         """A whole canonical answer as this protocol's answer body."""
         ...
@@ -37,3 +30,14 @@ class Ingress(Protocol):
     def client_stream(self, request: ApiRequest) -> ClientStream:
         """A new writer of this protocol's stream, for one streamed answer."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A request the handler read itself, in a client protocol an upstream may speak natively."""
+
+    body: JSON  # the client's body, as a native upstream takes it
+    protocol: str
+    native_only: tuple[str, str] | None = None  # (param, what) only a native upstream can serve
+    raw: bytes = b""  # the body as it came, byte for byte, where the native upstream takes exactly that
+    features: tuple[str, ...] = ()  # the protocol's optional features asked for (Anthropic's `anthropic-beta`)

@@ -4,7 +4,6 @@ translation is the identity and a stream is `data:` events ending in `data: [DON
 from __future__ import annotations
 
 import orjson
-from multidict import CIMultiDictProxy
 
 from providers.base import JSON, ApiRequest, UpstreamError
 from router.errors import OPENAI_ERRORS, ErrorShape
@@ -39,9 +38,6 @@ class OpenAIIngress:
 
     def to_canonical(self, body: JSON) -> JSON:
         return body
-
-    def with_source(self, request: ApiRequest, body: JSON, raw: bytes, headers: CIMultiDictProxy[str]) -> ApiRequest:
-        return request
 
     def answer(self, body: bytes, request: ApiRequest) -> bytes:
         return body

@@ -1,6 +1,14 @@
--- Add one request's usage to its day/key/model counters, once per request id.
--- KEYS: the counters hash, the request's seen marker (same hash tag).
+-- Add one batch's usage for one day/key/model to its counters, once per batch: a batch
+-- retried after a lost reply, or replayed from the spool, finds its seen marker.
+-- KEYS: the counters hash, the batch's seen marker (same hash tag).
 -- ARGV: seen TTL seconds, requests, prompt, completion, total tokens, errors, estimated, cache read, cache write.
+-- Every count is a non-negative integer, checked before anything is written.
+for i = 1, 9 do
+  local v = tonumber(ARGV[i] or 0)
+  if v == nil or v ~= math.floor(v) or v < 0 or v > 1e15 or (i == 1 and v < 1) then
+    return redis.error_reply('ERR llm-router argument: a count out of range')
+  end
+end
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
   return 0
 end
