@@ -64,6 +64,7 @@ from typing import Any
 import orjson
 
 from providers.anthropic_content import texts_of, user_blocks
+from providers.anthropic_passthrough import PassthroughStream, allowed_betas, answer_usage, rewrite_model
 from providers.anthropic_reasoning import (
     Structured,
     Thinking,
@@ -85,6 +86,7 @@ from providers.base import (
     UpstreamCall,
     UpstreamError,
     Usage,
+    checked_count,
     dumps,
     invalid_param,
     malformed_answer,
@@ -173,32 +175,63 @@ class AnthropicAdapter:
 
     def to_upstream(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
         variant, config = self.variant, self.config
-        body = to_anthropic_request(request, upstream_model, variant)
+        if request.passthrough:  # the client's own Messages body, only its model changed
+            raw = rewrite_model(request.source_raw, upstream_model, None if variant.model_in_body
+                                else variant.version_in_body)
+        else:
+            raw = dumps(to_anthropic_request(request, upstream_model, variant))
         path = variant.path.format(
             project=config.project,
             location=config.location,
             model=upstream_model,
             method=variant.stream_method if request.stream else variant.plain_method,
         )
+        return UpstreamCall(url=config.base_url.rstrip("/") + path, headers=self._headers(request), body=raw)
+
+    def _headers(self, request: ApiRequest) -> dict[str, str]:
         headers = {"content-type": "application/json"}
         # Without a credential the header is left out: the upstream then says which one is missing.
-        if variant.bearer_auth:
+        if self.variant.bearer_auth:
             if self._credential is not None:
                 headers["authorization"] = f"Bearer {self._credential.current()}"
         else:
-            if config.api_key and config.api_key.get():
-                headers["x-api-key"] = config.api_key.get()
-            headers["anthropic-version"] = config.anthropic_version
-        return UpstreamCall(url=config.base_url.rstrip("/") + path, headers=headers, body=dumps(body))
+            if self.config.api_key and self.config.api_key.get():
+                headers["x-api-key"] = self.config.api_key.get()
+            headers["anthropic-version"] = self.config.anthropic_version
+        beta = allowed_betas(request.source_features, self.config.anthropic_beta) if request.passthrough else None
+        if beta:
+            headers["anthropic-beta"] = beta
+        return headers
+
+    def count_tokens_call(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
+        """The API's own token count of a client's Messages request (`request.source_raw`)."""
+        raw = rewrite_model(request.source_raw, upstream_model, None)
+        if self.variant.model_in_body:
+            path = "/v1/messages/count_tokens"
+        else:  # Vertex counts at a model of its own, with the model and the version in the body
+            path = self.variant.path.format(project=self.config.project, location=self.config.location,
+                                            model="count-tokens", method="rawPredict")
+            raw = b'{"anthropic_version":' + dumps(self.variant.version_in_body) + b"," + raw.lstrip()[1:]
+        return UpstreamCall(url=self.config.base_url.rstrip("/") + path, headers=self._headers(request), body=raw)
+
+    def count_of(self, body: bytes) -> int:
+        try:
+            return checked_count(orjson.loads(body).get("input_tokens"), "Anthropic")
+        except (orjson.JSONDecodeError, AttributeError):
+            raise malformed_answer("Anthropic") from None
 
     def from_upstream(self, request: ApiRequest, body: bytes) -> tuple[bytes, Usage]:
+        if request.passthrough:
+            return body, answer_usage(body)
         try:
             response, usage = from_anthropic_response(request, body)
         except SHAPE_ERRORS:
             raise malformed_answer("Anthropic") from None
         return dumps(response), usage
 
-    def stream_translator(self, request: ApiRequest) -> AnthropicStreamTranslator:
+    def stream_translator(self, request: ApiRequest) -> AnthropicStreamTranslator | PassthroughStream:
+        if request.passthrough:
+            return PassthroughStream(StreamState(request.public_model, include_usage=False))
         state = StreamState(request.public_model, request.include_usage)
         return AnthropicStreamTranslator(state, structured_tool_name(request.body), request.carried)
 

@@ -83,6 +83,9 @@ class Usage:
     search_units: int = 0
     # Of the completion tokens, those spent reasoning (already counted in completion_tokens).
     reasoning_tokens: int = 0
+    # Of the prompt tokens, those read from and written to the upstream's prompt cache.
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -177,6 +180,10 @@ class ApiRequest:
     native_only: tuple[str, str] | None = None
     # Opaque state of earlier assistant turns (given) and of this answer (seen).
     carried: CarriedState = field(default_factory=CarriedState)
+    # `source` as the client sent it, byte for byte (a pass-through rewrites only the model in it),
+    # and the protocol's optional features the client asked for (Anthropic's `anthropic-beta`).
+    source_raw: bytes = b""
+    source_features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +270,25 @@ class EmbeddingBatches(Protocol):
     router splits larger requests, calls the pieces concurrently and joins the answers."""
 
     def embedding_batch_size(self, upstream_model: str) -> int: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """An adapter whose upstream counts a chat request's prompt tokens itself."""
+
+    def count_tokens_call(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
+        """The call that counts (raises UpstreamError where the request cannot be counted there)."""
+        ...
+
+    def count_of(self, body: bytes) -> int:
+        """The count in the upstream's answer (raises UpstreamError for a body of another shape)."""
+        ...
+
+
+def checked_count(value: Any, provider: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**40:
+        raise malformed_answer(provider)
+    return value
 
 
 # What walking an upstream body of the wrong shape raises (a list where an object was due...).

@@ -79,6 +79,7 @@ from providers.base import (
     UpstreamCall,
     UpstreamError,
     Usage,
+    checked_count,
     dumps,
     invalid_param,
     malformed_answer,
@@ -426,6 +427,20 @@ class GeminiAdapter:
         else:
             raise invalid_param("model", f"Gemini models do not serve {request.operation.value}")
         return UpstreamCall(f"{model_url}:{action}", self._headers(), dumps(payload))
+
+    def count_tokens_call(self, request: ApiRequest, upstream_model: str) -> UpstreamCall:
+        """Gemini's own count of a chat request's prompt (`countTokens`)."""
+        model_url = self._model_url.replace("{model}", quote(upstream_model, safe=""))
+        payload = chat_to_gemini(request.body, request.images)
+        if not self._flavour.bearer_auth:  # the Gemini API counts a whole request only wrapped, with its model
+            payload = {"generateContentRequest": {"model": f"models/{upstream_model}", **payload}}
+        return UpstreamCall(f"{model_url}:countTokens", self._headers(), dumps(payload))
+
+    def count_of(self, body: bytes) -> int:
+        try:
+            return checked_count(orjson.loads(body).get("totalTokens"), "Gemini")
+        except (orjson.JSONDecodeError, AttributeError):
+            raise malformed_answer("Gemini") from None
 
     def _headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json"}

@@ -31,6 +31,9 @@ class ProviderSettings:
     api_key: Secret | None = None
     api_version: str | None = None  # azure
     anthropic_version: str = "2023-06-01"
+    # The `anthropic-beta` features a client's Messages request may pass on to this provider
+    # ("*": any); the others are left out of the pass-through.
+    anthropic_beta: tuple[str, ...] = ()
     project: str | None = None  # vertex
     location: str | None = None  # vertex
     token_file: str | None = None  # vertex: a file holding a bearer token

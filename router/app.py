@@ -16,7 +16,7 @@ from router.config.runtime import build_runtime, refresh_credentials
 from router.config.schema import FailurePolicy, RouteTable
 from router.exchange import IN_FLIGHT, InFlight
 from router.gateway import GATEWAY, Gateway
-from router.http import admin, protocol_errors
+from router.http import admin, messages_api, protocol_errors
 from router.http.auth import FAILED_AUTH, FailedAuthLimiter
 from router.http.handlers import endpoint_handler
 from router.http.middleware import gateway_middleware, name_the_server
@@ -86,6 +86,7 @@ def create_app(table: RouteTable, config_path: str | Path | None = None,
     app.router.add_post("/admin/reload", admin.reload_handler)
     app.router.add_get("/admin/usage", admin.usage_handler)
     app.router.add_get("/admin/config", admin.config_handler)
+    messages_api.add_routes(app)
     app.router.add_route("*", "/{tail:.*}", endpoint_handler)
     app.cleanup_ctx.append(_gateway_resources)
     return app

@@ -8,14 +8,15 @@ It refuses what the real API refuses (a missing max_tokens, a `system` role insi
 messages, roles that do not alternate, malformed tool or image blocks, a tool_result
 without its tool_use, tool blocks in a request that defines no tools), answers
 deterministically, calls tools when asked about them (two at once when asked about
-two), and streams the real event sequence.
+two), and streams the real event sequence. With `thinking` on it thinks first, in a block whose
+signature it checks when the block comes back; it counts tokens
+(`/v1/messages/count_tokens`, Vertex's `count-tokens:rawPredict`) and refuses
+`anthropic-beta` features it does not know, as the API does (anthropic_features.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import re
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from providers.simulators.anthropic_checks import VERTEX_VERSION, Rejected, validate_request
+from providers.simulators.anthropic_features import FeatureRejected, check_betas
 from providers.simulators.anthropic_modern import (
     ModernRejected,
     structured_text,
@@ -44,15 +47,6 @@ from providers.simulators.common import (
 )
 
 JSON = dict[str, Any]
-VERTEX_VERSION = "vertex-2023-10-16"
-IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF8", "image/gif"),
-               (b"RIFF", "image/webp"))  # fmt: skip
-TOP_LEVEL_FIELDS = frozenset({
-    "model", "max_tokens", "messages", "system", "temperature", "top_p", "top_k", "stop_sequences", "stream",
-    "tools", "tool_choice", "metadata", "thinking", "service_tier", "output_config",
-})  # fmt: skip
-TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 ERROR_TYPE_BY_STATUS = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
     413: "request_too_large", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error",
@@ -60,15 +54,10 @@ ERROR_TYPE_BY_STATUS = {
 ERROR_MESSAGES = {429: "Number of request tokens has exceeded your per-minute rate limit", 529: "Overloaded"}
 
 
-class Rejected(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def create_app() -> web.Application:
     app = new_state_app()
     app.router.add_post("/v1/messages", messages_endpoint)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens_endpoint)
     app.router.add_post(
         "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{target}", vertex_endpoint
     )
@@ -101,6 +90,34 @@ async def messages_endpoint(request: web.Request) -> web.StreamResponse:
     return await _answer(request, state, fault, raw, vertex_model=None)
 
 
+async def count_tokens_endpoint(request: web.Request) -> web.StreamResponse:
+    state, fault, raw = await record(request)
+    if fault_response := _fault_response(fault):
+        return fault_response
+    if not request.headers.get("x-api-key"):
+        return error_response(401, "x-api-key header is required")
+    return _count(request, raw, vertex=False)
+
+
+def _count(request: web.Request, raw: bytes, vertex: bool) -> web.Response:
+    """`{"input_tokens": n}` for a Messages request without max_tokens (the model in the body, also on Vertex)."""
+    try:
+        check_betas(request.headers.getall("anthropic-beta", []))
+        body = orjson.loads(raw)
+        if not isinstance(body, dict) or "max_tokens" in body:
+            raise Rejected("max_tokens: Extra inputs are not permitted")
+        if vertex and body.pop("anthropic_version", None) != VERTEX_VERSION:
+            raise Rejected(f"anthropic_version: must be {VERTEX_VERSION!r}")
+        validate_request({**body, "max_tokens": 1 << 20}, vertex=False)
+    except orjson.JSONDecodeError:
+        return error_response(400, "There was an error parsing the body of your request: invalid JSON")
+    except (Rejected, FeatureRejected) as rejected:
+        return error_response(getattr(rejected, "status", 400), str(rejected))
+    texts = _texts(body.get("system") or "") + [t for m in body["messages"] for t in _texts(m["content"])]
+    tools = [orjson.dumps(t).decode() for t in body.get("tools") or []]
+    return web.json_response({"input_tokens": count_tokens(" ".join(texts + tools))})
+
+
 async def vertex_endpoint(request: web.Request) -> web.StreamResponse:
     state, fault, raw = await record(request)
     if fault_response := _fault_response(fault):
@@ -110,6 +127,8 @@ async def vertex_endpoint(request: web.Request) -> web.StreamResponse:
         return error_response(404, f"unknown method {method!r}")
     if not request.headers.get("authorization", "").startswith("Bearer ") or len(request.headers["authorization"]) < 8:
         return error_response(401, "Request had invalid authentication credentials.")
+    if model == "count-tokens" and method == "rawPredict":
+        return _count(request, raw, vertex=True)
     return await _answer(request, state, fault, raw, vertex_model=model)
 
 
@@ -132,11 +151,14 @@ async def _answer(
         body = orjson.loads(raw)
         if not isinstance(body, dict):
             raise Rejected("the request body must be a JSON object")
+        check_betas(request.headers.getall("anthropic-beta", []))
         validate_request(body, vertex=vertex_model is not None)
     except orjson.JSONDecodeError:
         return error_response(400, "There was an error parsing the body of your request: invalid JSON")
     except Rejected as rejected:
         return error_response(rejected.status, str(rejected))
+    except FeatureRejected as rejected:
+        return error_response(400, str(rejected))
     try:
         validate_modern(body, vertex_model or body["model"], vertex=vertex_model is not None)
     except ModernRejected as rejected:
@@ -149,197 +171,6 @@ async def _answer(
     if fault is not None and fault.endless:
         return await endless_body(request, state, fault)
     return web.json_response(message)
-
-
-# --- validation ------------------------------------------------------------------
-
-
-def validate_request(body: JSON, vertex: bool) -> None:
-    for name in body:
-        if name not in TOP_LEVEL_FIELDS and not (vertex and name == "anthropic_version"):
-            raise Rejected(f"{name}: Extra inputs are not permitted")
-    if vertex:
-        if body.get("anthropic_version") != VERTEX_VERSION:
-            raise Rejected(f"anthropic_version: must be {VERTEX_VERSION!r}")
-        if "model" in body:
-            raise Rejected("model: Extra inputs are not permitted")
-    elif not isinstance(body.get("model"), str) or not body["model"]:
-        raise Rejected("model: Field required")
-    max_tokens = body.get("max_tokens")
-    if max_tokens is None:
-        raise Rejected("max_tokens: Field required")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        raise Rejected("max_tokens: Input should be a valid integer greater than or equal to 1")
-    for name in ("temperature", "top_p"):
-        value = body.get(name)
-        if value is not None and (not isinstance(value, int | float) or not 0 <= value <= 1):
-            raise Rejected(f"{name}: Input should be a number between 0 and 1")
-    stops = body.get("stop_sequences")
-    if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) and s.strip() for s in stops)):
-        raise Rejected("stop_sequences: each stop sequence must be a string containing non-whitespace")
-    metadata = body.get("metadata")
-    if metadata is not None and (not isinstance(metadata, dict) or set(metadata) - {"user_id"}):
-        raise Rejected("metadata: only user_id is permitted")
-    _validate_system(body.get("system"))
-    tool_names = _validate_tools(body.get("tools"), body.get("tool_choice"))
-    _validate_messages(body.get("messages"))
-    if not tool_names and _has_tool_blocks(body["messages"]):
-        raise Rejected("Requests which include `tool_use` or `tool_result` blocks must define tools.")
-
-
-def _validate_system(system: Any) -> None:
-    if system is None or isinstance(system, str):
-        return
-    if not isinstance(system, list):
-        raise Rejected("system: Input should be a valid string or list of text blocks")
-    for i, block in enumerate(system):
-        if not isinstance(block, dict) or block.get("type") != "text" or not block.get("text"):
-            raise Rejected(f"system.{i}: text content blocks must be non-empty")
-
-
-def _validate_tools(tools: Any, tool_choice: Any) -> set[str]:
-    names: set[str] = set()
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise Rejected("tools: Input should be a valid list")
-        for i, tool in enumerate(tools):
-            if not isinstance(tool, dict) or not TOOL_NAME.match(str(tool.get("name", ""))):
-                raise Rejected(f"tools.{i}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
-            schema = tool.get("input_schema")
-            if not isinstance(schema, dict) or schema.get("type") != "object":
-                raise Rejected(f"tools.{i}.input_schema: input_schema must be a JSON schema of type object")
-            if tool["name"] in names:
-                raise Rejected("tools: Tool names must be unique.")
-            names.add(tool["name"])
-    if tool_choice is not None:
-        kind = tool_choice.get("type") if isinstance(tool_choice, dict) else None
-        if kind not in ("auto", "any", "tool", "none"):
-            raise Rejected(
-                "tool_choice: Input tag does not match any of the expected tags: 'auto', 'any', 'tool', 'none'"
-            )
-        if not names and kind != "none":
-            raise Rejected("tool_choice: tool_choice may only be specified while providing tools.")
-        if kind == "tool" and tool_choice.get("name") not in names:
-            raise Rejected(f"tool_choice.name: tool {tool_choice.get('name')!r} was not found in tools")
-    return names
-
-
-def _validate_messages(messages: Any) -> None:
-    if not isinstance(messages, list) or not messages:
-        raise Rejected("messages: at least one message is required")
-    pending_tool_uses: set[str] = set()
-    for i, message in enumerate(messages):
-        role = message.get("role") if isinstance(message, dict) else None
-        if role == "system":
-            raise Rejected(
-                f'messages.{i}.role: Unexpected role "system". The Messages API accepts a top-level `system` '
-                'parameter, not "system" as an input message role.'
-            )
-        if role not in ("user", "assistant"):
-            raise Rejected(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        if i == 0 and role != "user":
-            raise Rejected('messages: first message must use the "user" role')
-        if i > 0 and messages[i - 1].get("role") == role:
-            raise Rejected(
-                'messages: roles must alternate between "user" and "assistant", '
-                f'but found multiple "{role}" roles in a row'
-            )
-        blocks = _validate_content(message.get("content"), role, f"messages.{i}.content")
-        _validate_tool_pairing(blocks, pending_tool_uses, i)
-        pending_tool_uses = {b["id"] for b in blocks if b["type"] == "tool_use"}
-
-
-def _has_tool_blocks(messages: list[JSON]) -> bool:
-    """Validated messages: string content, or lists of typed blocks."""
-    blocks = [b for m in messages if isinstance(m["content"], list) for b in m["content"]]
-    return any(b["type"] in ("tool_use", "tool_result") for b in blocks)
-
-
-def _validate_tool_pairing(blocks: list[JSON], pending_tool_uses: set[str], i: int) -> None:
-    """Every tool_use of the previous turn answered first thing in this one, and nothing else."""
-    results = [b["tool_use_id"] for b in blocks if b["type"] == "tool_result"]
-    missing = pending_tool_uses - set(results)
-    if missing:
-        raise Rejected(
-            f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: "
-            + ", ".join(sorted(missing))
-        )
-    unexpected = set(results) - pending_tool_uses
-    if unexpected:
-        raise Rejected(
-            f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {sorted(unexpected)[0]}. "
-            "Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
-        )
-    if any(b["type"] != "tool_result" for b in blocks[: len(results)]):
-        raise Rejected(f"messages.{i}.content: `tool_result` blocks must come first in the user message")
-
-
-def _validate_content(content: Any, role: str, where: str) -> list[JSON]:
-    if isinstance(content, str):
-        if not content:
-            raise Rejected(f"{where}: messages must have non-empty content")
-        return [{"type": "text", "text": content}]
-    if not isinstance(content, list) or not content:
-        raise Rejected(f"{where}: messages must have non-empty content")
-    for j, block in enumerate(content):
-        _validate_block(block, role, f"{where}.{j}")
-    return content
-
-
-def _validate_block(block: Any, role: str, where: str) -> None:
-    kind = block.get("type") if isinstance(block, dict) else None
-    if kind == "text":
-        if not isinstance(block.get("text"), str) or not block["text"]:
-            raise Rejected(f"{where}: text content blocks must be non-empty")
-    elif kind == "image" and role == "user":
-        _validate_image(block.get("source"), where)
-    elif kind == "tool_use" and role == "assistant":
-        if not isinstance(block.get("id"), str) or not re.match(r"^[a-zA-Z0-9_-]+$", block["id"]):
-            raise Rejected(f"{where}.id: String should match pattern '^[a-zA-Z0-9_-]+$'")
-        if not isinstance(block.get("name"), str) or not isinstance(block.get("input"), dict):
-            raise Rejected(f"{where}: tool_use blocks need a name and an object input")
-    elif kind == "tool_result" and role == "user":
-        if not isinstance(block.get("tool_use_id"), str):
-            raise Rejected(f"{where}.tool_use_id: Field required")
-        inner = block.get("content", "")
-        if isinstance(inner, list):
-            for k, part in enumerate(inner):
-                if not isinstance(part, dict) or part.get("type") not in ("text", "image"):
-                    raise Rejected(f"{where}.content.{k}: Input tag does not match 'text' or 'image'")
-                _validate_block(part, "user", f"{where}.content.{k}")
-        elif not isinstance(inner, str):
-            raise Rejected(f"{where}.content: Input should be a valid string or list")
-    elif kind == "thinking" and role == "assistant":
-        if not isinstance(block.get("thinking"), str) or not isinstance(block.get("signature"), str):
-            raise Rejected(f"{where}: thinking blocks need thinking and signature")
-    elif kind == "redacted_thinking" and role == "assistant":
-        if not isinstance(block.get("data"), str):
-            raise Rejected(f"{where}.data: Field required")
-    else:
-        raise Rejected(f"{where}: Input tag {kind!r} found using 'type' is not allowed in a {role} message")
-
-
-def _validate_image(source: Any, where: str) -> None:
-    kind = source.get("type") if isinstance(source, dict) else None
-    if kind == "url":
-        if not str(source.get("url", "")).startswith("https://"):
-            raise Rejected(f"{where}.source.url: only https URLs are supported")
-        return
-    if kind != "base64":
-        raise Rejected(f"{where}.source: Input tag does not match 'base64' or 'url'")
-    if source.get("media_type") not in IMAGE_MEDIA_TYPES:
-        raise Rejected(
-            f"{where}.source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'"
-        )
-    try:
-        image = base64.b64decode(str(source.get("data", "")), validate=True)
-        if not image:
-            raise ValueError("empty")
-    except (binascii.Error, ValueError) as exc:
-        raise Rejected(f"{where}.source.data: invalid base64 data") from exc
-    shown = next((t for magic, t in IMAGE_MAGIC if image.startswith(magic)), source["media_type"])
-    if shown != source["media_type"]:  # the API looks at the bytes
-        raise Rejected(f"{where}.source.data: Image does not match the provided media type {source['media_type']}")
 
 
 # --- answering -------------------------------------------------------------------
@@ -460,9 +291,7 @@ def stream_events(message: JSON, endless: bool = False) -> Iterator[tuple[str, J
     start["usage"] = {**message["usage"], "output_tokens": 1}
     yield "message_start", {"type": "message_start", "message": start}
     for index, block in enumerate(message["content"]):
-        empty = {"type": "text", "text": ""} if block["type"] == "text" else {**block, "input": {}}
-        if block["type"] == "thinking":
-            empty = {"type": "thinking", "thinking": "", "signature": ""}
+        empty = _EMPTY.get(block["type"]) or {**block, "input": {}}
         yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": empty}
         if index == 0:
             yield "ping", {"type": "ping"}
@@ -476,6 +305,10 @@ def stream_events(message: JSON, endless: bool = False) -> Iterator[tuple[str, J
     usage = {"output_tokens": message["usage"]["output_tokens"]}
     yield "message_delta", {"type": "message_delta", "delta": delta, "usage": usage}
     yield "message_stop", {"type": "message_stop"}
+
+
+_EMPTY: dict[str, JSON] = {"text": {"type": "text", "text": ""},
+                           "thinking": {"type": "thinking", "thinking": "", "signature": ""}}
 
 
 def _block_deltas(block: JSON) -> Iterator[JSON]:

@@ -109,6 +109,13 @@ async def _handle(request: web.Request, *, vertex: bool) -> web.StreamResponse:
             if action == "generateContent":
                 return web.json_response(answer.response())
             return await _stream(request, state, fault, answer)
+        if action == "countTokens":  # the API's own count of a prompt (generateContentRequest or the parts)
+            check_model(model, embedding=False)
+            generate = dict(payload.get("generateContentRequest", payload))
+            if "generateContentRequest" in payload and generate.pop("model", None) != f"models/{model}":
+                raise GeminiError(400, "generateContentRequest.model: must name the model counted, models/{model}")
+            validate_generate(generate, vertex)
+            return web.json_response({"totalTokens": answer_for(generate, model).prompt_tokens})
         check_model(model, embedding=True)
         dimension = request.app[_DIMENSIONS].get(model, EMBEDDING_DIMENSION)
         if action == "batchEmbedContents" and not vertex:

@@ -258,6 +258,23 @@ _SETTINGS_FIELDS = dataclass_fields(ProviderSettings) - {"name", "simulated"}
 _PROVIDER_FIELDS = _SETTINGS_FIELDS | (dataclass_fields(ProviderConfig) - {"settings"})
 
 
+_BETA_NAME = re.compile(r"^(\*|[a-z0-9][a-z0-9.-]{0,99})$")
+
+
+def _read_anthropic_beta(r: Reader, node: dict[str, Any], path: str, kind: str) -> tuple[str, ...]:
+    """The `anthropic-beta` features a Messages pass-through may forward to this provider."""
+    names = r.string_list(node, "anthropic_beta", path)
+    if names is None:
+        return ()
+    if KINDS[kind].protocol != "anthropic":
+        r.error(f"{path}.anthropic_beta", f"only for providers that speak the Anthropic API, not kind '{kind}'")
+    for name in names:
+        if not _BETA_NAME.match(name):
+            r.error(f"{path}.anthropic_beta", f"'{name[:100]}' is not a beta feature name (e.g. "
+                                              "interleaved-thinking-2025-05-14) or '*'")
+    return names
+
+
 def _read_provider(r: Reader, name: str, node: Any) -> ProviderConfig | None:
     path = f"providers.{name}"
     node = r.mapping(node, path, _PROVIDER_FIELDS, ("kind",))
@@ -281,6 +298,7 @@ def _read_provider(r: Reader, name: str, node: Any) -> ProviderConfig | None:
         api_key=_secret(r, node, "api_key", path),
         api_version=r.string(node, "api_version", path),
         anthropic_version=r.string(node, "anthropic_version", path, d.anthropic_version) or d.anthropic_version,
+        anthropic_beta=_read_anthropic_beta(r, node, path, kind),
         project=r.string(node, "project", path),
         location=r.string(node, "location", path),
         token_file=r.string(node, "token_file", path),

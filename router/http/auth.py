@@ -164,10 +164,20 @@ def _refuse(table: RouteTable, request: web.Request, error: GatewayError) -> Gat
     return error
 
 
-def authenticate(table: RouteTable, request: web.Request) -> KeyConfig:
-    token = bearer_token(request)
+def x_api_key(request: web.Request) -> str | None:
+    """Anthropic's `x-api-key` header (exactly one, as for Authorization), else a Bearer token."""
+    headers = request.headers.getall("x-api-key", [])
+    if not headers:
+        return bearer_token(request)
+    return headers[0].strip() or None if len(headers) == 1 else None
+
+
+def authenticate(table: RouteTable, request: web.Request, *, api_key_header: bool = False) -> KeyConfig:
+    """The caller's key from `Authorization: Bearer`, or also `x-api-key` (`api_key_header`)."""
+    token = x_api_key(request) if api_key_header else bearer_token(request)
     if token is None:
-        raise GatewayError(401, "You didn't provide an API key. Provide it in the Authorization header "
+        where = "the x-api-key header or " if api_key_header else ""
+        raise GatewayError(401, f"You didn't provide an API key. Provide it in {where}the Authorization header "
                                 "as 'Authorization: Bearer YOUR_KEY'.", code="missing_api_key")
     digest = _digest(token[:MAX_TOKEN_CHARS + 1])  # a longer token matches no key, whatever its tail
     key = table.keys_by_digest.get(digest) if len(token) <= MAX_TOKEN_CHARS else None

@@ -44,6 +44,7 @@ MAX_FORM_FIELD_BYTES = 64 * 1024
 _OPERATION_MODEL_TYPE = {Operation.CHAT: ModelType.CHAT, Operation.COMPLETIONS: ModelType.CHAT,
                          Operation.EMBEDDINGS: ModelType.EMBEDDING, Operation.TRANSCRIPTION: ModelType.TRANSCRIPTION,
                          Operation.RERANK: ModelType.RERANK, Operation.TRANSLATION: ModelType.TRANSCRIPTION}
+ANY_ENDPOINT = ""
 _USE_INSTEAD = {ModelType.CHAT: "/chat/completions", ModelType.EMBEDDING: "/embeddings",
                 ModelType.TRANSCRIPTION: "/audio/transcriptions", ModelType.RERANK: "/rerank"}
 
@@ -56,7 +57,8 @@ def model_not_found(model_id: str) -> GatewayError:
 
 def find_model(rt: Runtime, endpoint: str, caller: KeyConfig, model_id: str) -> ModelConfig:
     model = rt.table.models.get(model_id)
-    if model is None or endpoint not in model.endpoints or not caller.allows(model_id):
+    # ANY_ENDPOINT: a protocol served at the root (the Messages API) finds models on every endpoint.
+    if model is None or (endpoint != ANY_ENDPOINT and endpoint not in model.endpoints) or not caller.allows(model_id):
         raise model_not_found(model_id)
     return model
 
@@ -120,7 +122,8 @@ async def _prepare(request: web.Request, rt: Runtime, endpoint: str, caller: Key
     return ApiRequest(operation, body, model.id, stream, include_usage, image_urls=tuple(image_urls),
                       form=raw.form, file=raw.file, max_output_length=model.meta_data.max_output_length,
                       source=source.body if source else None, source_protocol=source.protocol if source else "openai",
-                      native_only=source.native_only if source else None), model
+                      native_only=source.native_only if source else None, source_raw=source.raw if source else b"",
+                      source_features=source.features if source else ()), model
 
 
 def _drop_params(body: dict[str, Any], model: ModelConfig, ex: Exchange) -> dict[str, Any]:
@@ -196,14 +199,13 @@ async def proxy(request: web.Request, rt: Runtime, endpoint: str, caller: KeyCon
     finally:
         if relay is not None:
             ex.usage = relay.usage
-        used = ex.usage.total_tokens if ex.usage else 0
-        await admission.settle(used)
+        usage = ex.usage or Usage()
+        await admission.settle(usage.total_tokens)
         gw.meter.record(UsageRecord(
-            request_id=ex.request_id, date=today(), key=caller.name, model=ex.model,
-            provider=ex.trace.provider, prompt_tokens=ex.usage.prompt_tokens if ex.usage else 0,
-            completion_tokens=ex.usage.completion_tokens if ex.usage else 0, error=failed,
-            reasoning_tokens=ex.usage.reasoning_tokens if ex.usage else 0,
-            estimated=bool(ex.usage and ex.usage.estimated), search_units=ex.usage.search_units if ex.usage else 0))
+            request_id=ex.request_id, date=today(), key=caller.name, model=ex.model, provider=ex.trace.provider,
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, error=failed,
+            estimated=usage.estimated, reasoning_tokens=usage.reasoning_tokens, cached_tokens=usage.cached_tokens,
+            cache_write_tokens=usage.cache_write_tokens, search_units=usage.search_units))
 
 
 EndpointHandler = Callable[[web.Request, Runtime, str, KeyConfig], Awaitable[web.StreamResponse]]

@@ -31,6 +31,9 @@ class UsageRecord:
     completion_tokens: int
     error: bool
     estimated: bool = False
+    # Of the prompt tokens, those read from and written to the upstream's prompt cache.
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
     batch: str = ""  # the write batch it was first sent in (set by the Redis meter; its dedup id)
     search_units: int = 0  # what rerank upstreams that bill by search (Cohere) reported
     reasoning_tokens: int = 0  # of the completion tokens
@@ -54,7 +57,7 @@ def today() -> str:
 
 # Every count a usage row adds up, in this order (meter.lua takes them by name).
 COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors", "estimated",
-            "reasoning_tokens", "search_units")
+            "cached_tokens", "cache_write_tokens", "reasoning_tokens", "search_units")
 
 
 def checked(record: UsageRecord) -> UsageRecord:
@@ -83,6 +86,7 @@ def _clamp(value: object) -> int:
 def record_counts(record: UsageRecord) -> dict[str, int]:
     return {"requests": 1, "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens,
             "total_tokens": record.total_tokens, "errors": int(record.error), "estimated": int(record.estimated),
+            "cached_tokens": record.cached_tokens, "cache_write_tokens": record.cache_write_tokens,
             "reasoning_tokens": record.reasoning_tokens, "search_units": record.search_units}
 
 

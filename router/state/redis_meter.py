@@ -55,6 +55,11 @@ def index_key(prefix: str, date: str) -> str:
     return f"{prefix}usage-index:{date}"
 
 
+# The counts in the order meter.lua takes them (ARGV 2 to 9).
+_SCRIPT_COUNTS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "errors", "estimated",
+                  "cached_tokens", "cache_write_tokens")
+
+
 class RedisMeter:
     def __init__(self, state: RedisState, spool_path: str) -> None:
         self.state = state

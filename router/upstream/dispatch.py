@@ -359,7 +359,7 @@ async def attempt(call: _Call, model: ModelConfig, target: TargetConfig, request
             request = _for_protocol(request, provider, model)
         except UpstreamError as error:
             raise CannotTranslate.of(error) from None
-    if adapter.inlines_image_urls and request.image_urls and not request.images:
+    if adapter.inlines_image_urls and request.image_urls and not request.images and not request.passthrough:
         fetcher = call.gw.image_fetcher()
         fetched = await asyncio.gather(*(fetcher.fetch(url, "messages") for url in request.image_urls))
         request = dataclasses.replace(request, images=dict(zip(request.image_urls, fetched, strict=True)))

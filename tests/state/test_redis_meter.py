@@ -18,7 +18,16 @@ from router.state.metering import UsageRecord, today
 from router.state.redis_meter import RedisMeter
 from router.tokens import estimate_prompt_tokens
 from tests.harness import ADMIN_KEY, KEY_A, Gateway
-from tests.state.helpers import SHARED_REDIS, RedisServer, chat_body, get_json, state_table, usage_total, wait_for_usage
+from tests.state.helpers import (
+    SHARED_REDIS,
+    RedisServer,
+    chat_body,
+    get_json,
+    state_table,
+    usage_rows,
+    usage_total,
+    wait_for_usage,
+)
 
 
 def _meter(gw: Gateway) -> RedisMeter:
@@ -92,6 +101,15 @@ def test_a_batch_written_twice_counts_once(prefix: str, tmp_path: Path) -> None:
         totals = usage_total(gw.url(""), ADMIN_KEY)
     assert totals == {"requests": 3, "prompt_tokens": 30, "completion_tokens": 15, "total_tokens": 45,
                       "errors": 0}
+
+
+def test_prompt_cache_reads_and_writes_are_counted(prefix: str, tmp_path: Path) -> None:
+    with Gateway(state_table(SHARED_REDIS, prefix, tmp_path / "spool.jsonl")) as gw:
+        record = UsageRecord("req-cache", today(), "team-a", "claude", "anthropic", 1200, 5, False,
+                             cached_tokens=1163, cache_write_tokens=30)
+        gw.run(_meter(gw).write([record]))
+        rows = [r for r in usage_rows(gw.url(""), ADMIN_KEY) if r["model"] == "claude"]
+    assert [(r["prompt_tokens"], r["cached_tokens"], r["cache_write_tokens"]) for r in rows] == [(1200, 1163, 30)]
 
 
 def test_redis_restart_loses_no_usage(own_redis: RedisServer, tmp_path: Path) -> None:

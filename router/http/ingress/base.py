@@ -39,3 +39,5 @@ class Source:
     body: JSON  # the client's body, as a native upstream takes it
     protocol: str
     native_only: tuple[str, str] | None = None  # (param, what) only a native upstream can serve
+    raw: bytes = b""  # the body as it came, byte for byte, where the native upstream takes exactly that
+    features: tuple[str, ...] = ()  # the protocol's optional features asked for (Anthropic's `anthropic-beta`)
