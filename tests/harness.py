@@ -119,7 +119,7 @@ class Gateway:
     def __exit__(self, *exc: object) -> None:
         for client in [*self._clients.values(), *self._extra_clients]:
             client.close()
-        self.run(self._stop())
+        self.run(self._stop(), timeout=90)  # a loaded machine: closing flushes usage and closes Redis clients
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()

@@ -82,7 +82,7 @@ def test_setup_installs_what_is_missing_as_root(tmp_path: Path) -> None:
     done = setup(str(bin_dir), redis_port=free_port())
     if os.getuid() == 0:
         assert done.returncode == 0, done.stderr
-        assert "would run: apt-get update; apt-get install -y redis-server prometheus" in done.stdout
+        assert "would run: apt-get update; apt-get install -y redis-server prometheus nodejs npm" in done.stdout
         assert "would start: redis-server" in done.stdout
     else:  # the same machine, not root: the next test's message
         assert done.returncode == 1 and "not root" in done.stderr
@@ -92,15 +92,15 @@ def test_setup_says_what_to_install_when_not_root(world_readable: Path) -> None:
     bin_dir = tool_dir(world_readable, "bash", "id", "seq", "sleep", apt_get=True)
     done = setup(str(bin_dir), redis_port=free_port(), as_nobody=True)
     assert done.returncode == 1
-    assert "cannot install redis-server prometheus: not root and no password-less sudo" in done.stderr
-    assert "sudo apt-get install -y redis-server prometheus" in done.stderr
+    assert "cannot install redis-server prometheus nodejs npm: not root and no password-less sudo" in done.stderr
+    assert "sudo apt-get install -y redis-server prometheus nodejs npm" in done.stderr
 
 
 def test_setup_says_what_to_install_without_apt(tmp_path: Path) -> None:
     bin_dir = tool_dir(tmp_path, "bash", "id", "seq", "sleep")
     done = setup(str(bin_dir))
     assert done.returncode == 1
-    assert "cannot install prometheus: apt-get not found" in done.stderr
+    assert "cannot install prometheus nodejs npm: apt-get not found" in done.stderr
 
 
 def test_make_test_sets_up_before_running_pytest() -> None:
