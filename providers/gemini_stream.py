@@ -79,10 +79,11 @@ def usage_from_gemini(meta: Any) -> Usage | None:
                              "promptTokenCount")
     if usage.estimated:
         return None
-    thoughts = _detail(meta, "thoughtsTokenCount")
-    if thoughts is None or _detail(meta, "cachedContentTokenCount") is None:
+    thoughts, cached = _detail(meta, "thoughtsTokenCount"), _detail(meta, "cachedContentTokenCount")
+    if thoughts is None or cached is None or cached > usage.prompt_tokens:
         return None
-    return dataclasses.replace(usage, reasoning_tokens=thoughts)
+    # promptTokenCount includes the cached content (ai.google.dev, "Context caching").
+    return dataclasses.replace(usage, reasoning_tokens=thoughts, cached_tokens=cached)
 
 
 def _detail(meta: JSON, name: str) -> int | None:
@@ -95,7 +96,7 @@ def _detail(meta: JSON, name: str) -> int | None:
 def usage_to_openai(usage: Usage, meta: JSON | None) -> JSON:
     out = usage.to_openai()
     if meta is not None:
-        out["prompt_tokens_details"] = {"cached_tokens": _detail(meta, "cachedContentTokenCount") or 0}
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
         out["completion_tokens_details"] = {"reasoning_tokens": _detail(meta, "thoughtsTokenCount") or 0}
     return out
 
