@@ -52,7 +52,7 @@ def user_parts(content: Any, param: str, images: Mapping[str, InlineImage], per_
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
             inline = image_part(url, f"{param}[{j}].image_url.url", images)
-            level = RESOLUTIONS.get(image.get("detail")) if isinstance(image, dict) else None
+            level = RESOLUTIONS.get(str(image.get("detail"))) if isinstance(image, dict) else None
             if per_part_media and level:
                 inline["mediaResolution"] = {"level": level}
             parts.append(inline)

@@ -151,7 +151,8 @@ def _validate_part(part: Any, where: str) -> None:
         if name not in PART_DATA and name not in ("thought", "thoughtSignature", "videoMetadata", "mediaResolution"):
             raise _unknown(name, where)
     resolution = part.get("mediaResolution")
-    if resolution is not None and (not isinstance(resolution, dict) or resolution.get("level") not in MEDIA_RESOLUTIONS):
+    if resolution is not None and (not isinstance(resolution, dict)
+                                   or resolution.get("level") not in MEDIA_RESOLUTIONS):
         raise invalid(f"Invalid value at '{where}.media_resolution.level' "
                       "(type.googleapis.com/google.ai.generativelanguage.v1beta.MediaResolution)")
     if len(data) != 1:

@@ -62,7 +62,8 @@ def test_detail_is_the_requests_media_resolution_before_gemini_3(details: list[s
 
 
 def test_the_simulator_refuses_per_part_resolution_before_gemini_3() -> None:
-    part = {"inlineData": {"mimeType": "image/png", "data": "iVBO"}, "mediaResolution": {"level": "MEDIA_RESOLUTION_LOW"}}
+    part = {"inlineData": {"mimeType": "image/png", "data": "iVBO"},
+            "mediaResolution": {"level": "MEDIA_RESOLUTION_LOW"}}
     with pytest.raises(GeminiError):
         validate_modern({"contents": [{"role": "user", "parts": [part]}]}, "gemini-2.5-flash")
 
