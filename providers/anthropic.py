@@ -21,14 +21,18 @@ What becomes of each OpenAI chat parameter (rejections are 400
 |                                 | the bytes show wins over the declared one (the API checks it)      |
 | `image_url` https URL           | URL image (anthropic); the router's fetched copy as base64 (vertex)|
 | `image_url.detail`, msg `name`  | dropped: no equivalent, no effect on the answer's form             |
+| `cache_control` on a part, a    | `cache_control` on that block / the message's last block / the tool|
+| message or a tool               | (see `providers.anthropic_cache`); more than 4: 400 naming the 5th |
+| `file` part (PDF `file_data`)   | base64 `document` block; `file_id` or another type: 400            |
 | empty text parts, empty turns   | left out (the API refuses empty content; they say nothing)         |
 | assistant `refusal` parts       | text blocks                                                        |
-| `input_audio`, `file` parts     | 400                                                                |
+| `input_audio` parts             | 400                                                                |
 | `max_completion_tokens`         | `max_tokens` (first choice)                                        |
 | `max_tokens`                    | `max_tokens`; absent: the model's max_output_length, else 4096     |
 | `temperature`                   | `temperature` if 0..1; above 1: 400 (clamping would change meaning)|
 | `top_p`                         | `top_p`                                                            |
-| `stop` (string or list)         | `stop_sequences` (list)                                            |
+| `stop` (string or list)         | `stop_sequences` (list); empty or whitespace-only ones: 400 (the   |
+|                                 | API refuses them; dropping one would change where the answer ends) |
 | `user` / `safety_identifier`    | `metadata.user_id`                                                 |
 | `stream`                        | `stream`                                                           |
 | `stream_options`                | dropped (include_usage is the router's, honoured by the translator)|
@@ -63,7 +67,8 @@ from typing import Any
 
 import orjson
 
-from providers.anthropic_content import texts_of, user_blocks
+from providers.anthropic_cache import cache_mark, check_breakpoints, mark_last
+from providers.anthropic_content import text_blocks, texts_of, user_blocks
 from providers.anthropic_passthrough import PassthroughStream, allowed_betas, answer_usage, rewrite_model
 from providers.anthropic_reasoning import (
     Structured,
@@ -257,6 +262,7 @@ def to_anthropic_request(request: ApiRequest, upstream_model: str, variant: Anth
     body = request.body
     rules = claude_rules(upstream_model)
     _reject_untranslatable(body)
+    check_breakpoints(body)
     system, messages = _to_anthropic_messages(body.get("messages") or [], request, variant.inlines_image_urls)
     if rules.no_prefill and messages and messages[-1]["role"] == "assistant":
         raise invalid_param("messages", "this Claude model does not take a last assistant message (prefill)")
@@ -370,14 +376,16 @@ def _sampling(body: Mapping[str, Any]) -> JSON:
         if body.get(name) is not None:
             out[name] = body[name]
     stop = body.get("stop")
-    if isinstance(stop, str):
-        out["stop_sequences"] = [stop]
-    elif isinstance(stop, list) and stop:
-        if not all(isinstance(s, str) for s in stop):
-            raise invalid_param("stop", "stop must be a string or a list of strings")
-        out["stop_sequences"] = stop
-    elif stop is not None and stop != []:
+    stops = [stop] if isinstance(stop, str) else stop
+    if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
         raise invalid_param("stop", "stop must be a string or a list of strings")
+    if any(not s.strip() for s in stops or ()):
+        # The API refuses them ("each stop sequence must contain non-whitespace"); dropping one
+        # would let the answer run past where the client asked it to stop.
+        raise invalid_param("stop", "Anthropic models refuse stop sequences that are empty or only whitespace "
+                                    "(such as \"\\n\"); leave them out (or name stop in the model's drop_params)")
+    if stops:
+        out["stop_sequences"] = stops
     user = body.get("user") or body.get("safety_identifier")
     if user is not None:
         out["metadata"] = {"user_id": str(user)}
@@ -398,6 +406,9 @@ def _tools(tools: Any, strict_tools: bool) -> list[JSON]:
         if function.get("description"):
             spec["description"] = function["description"]
         spec["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+        mark = cache_mark(tool, f"tools[{i}]") or cache_mark(function, f"tools[{i}].function")
+        if mark is not None:
+            spec["cache_control"] = mark
         if strict_tools and function.get("strict") is True:
             spec["strict"] = True  # grammar-enforced input, as OpenAI's strict
         out.append(spec)
@@ -430,9 +441,9 @@ def _to_anthropic_messages(
     turns: list[JSON] = []
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
+        mark = cache_mark(message, f"messages[{i}]")  # a whole message's mark: on its last block
         if role in ("system", "developer"):
-            texts = texts_of(message.get("content"), f"messages[{i}].content")
-            system.extend({"type": "text", "text": t} for t in texts)
+            system.extend(mark_last(text_blocks(message.get("content"), f"messages[{i}].content"), mark))
             continue
         if role == "user":
             turn_role, blocks = "user", user_blocks(message.get("content"), request, inline_urls, i)
@@ -445,6 +456,7 @@ def _to_anthropic_messages(
         else:
             raise invalid_param(f"messages[{i}].role",
                                 f"messages[{i}].role {role!r} is not supported by Anthropic models")
+        mark_last(blocks, mark)
         if not blocks:
             continue  # an empty turn says nothing, and the API refuses empty content
         if turns and turns[-1]["role"] == turn_role:
@@ -457,8 +469,7 @@ def _to_anthropic_messages(
 def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[JSON]:
     if message.get("function_call"):
         raise invalid_param(f"messages[{i}].function_call", "function_call (legacy) is not supported; use tool_calls")
-    texts = texts_of(message.get("content"), f"messages[{i}].content")
-    blocks: list[JSON] = [{"type": "text", "text": t} for t in texts]
+    blocks = text_blocks(message.get("content"), f"messages[{i}].content")
     for j, call in enumerate(message.get("tool_calls") or []):
         param = f"messages[{i}].tool_calls[{j}]"
         function = call.get("function") if isinstance(call, dict) else None
@@ -489,4 +500,9 @@ def _tool_result_block(message: Mapping[str, Any], i: int) -> JSON:
     block: JSON = {"type": "tool_result", "tool_use_id": _tool_use_id(tool_call_id)}
     if texts:  # an empty result is no content at all (the API refuses empty text)
         block["content"] = "\n".join(texts)
+    content = message.get("content")
+    for j, part in enumerate(content if isinstance(content, list) else []):
+        mark = cache_mark(part, f"messages[{i}].content[{j}]")  # the result is one block: it takes the mark
+        if mark is not None:
+            block["cache_control"] = mark
     return block

@@ -1,5 +1,6 @@
-"""OpenAI message content -> Anthropic content blocks: texts, user parts and images
-(the table of what becomes of each is in `providers.anthropic`)."""
+"""OpenAI message content -> Anthropic content blocks: texts, user parts, images and PDF
+documents, each with its `cache_control` mark (the table of what becomes of each is in
+`providers.anthropic`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import base64
 import binascii
 from typing import Any
 
+from providers.anthropic_cache import cache_mark
 from providers.base import JSON, ApiRequest, invalid_param
+from providers.documents import PDF, pdf_of_file_part
 from providers.images import parse_data_uri, sniff_image_type
 
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -31,6 +34,20 @@ def texts_of(content: Any, param: str) -> list[str]:
     return texts
 
 
+def text_blocks(content: Any, param: str) -> list[JSON]:
+    """Text blocks of a string or a list of text parts, each with its part's cache mark
+    (empty ones left out: the API refuses them)."""
+    if isinstance(content, list):
+        texts_of(content, param)  # the parts' types, checked
+        blocks = []
+        for j, part in enumerate(content):
+            text = part.get("text") if part["type"] == "text" else part.get("refusal")
+            if text:
+                blocks.append(_marked({"type": "text", "text": str(text)}, part, f"{param}[{j}]"))
+        return blocks
+    return [{"type": "text", "text": t} for t in texts_of(content, param)]
+
+
 def user_blocks(content: Any, request: ApiRequest, inline_urls: bool, i: int) -> list[JSON]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
@@ -42,12 +59,22 @@ def user_blocks(content: Any, request: ApiRequest, inline_urls: bool, i: int) ->
         part_type = part.get("type") if isinstance(part, dict) else None
         if part_type == "text":
             if part.get("text"):
-                blocks.append({"type": "text", "text": str(part["text"])})
+                blocks.append(_marked({"type": "text", "text": str(part["text"])}, part, param))
         elif part_type == "image_url":
-            blocks.append(image_block(part.get("image_url"), request, inline_urls, param))
+            blocks.append(_marked(image_block(part.get("image_url"), request, inline_urls, param), part, param))
+        elif part_type == "file":  # a PDF: a document block (docs.claude.com, "PDF support")
+            source = {"type": "base64", "media_type": PDF, "data": pdf_of_file_part(part, param)}
+            blocks.append(_marked({"type": "document", "source": source}, part, param))
         else:
             raise invalid_param(param, f"content part type {part_type!r} is not supported by Anthropic models")
     return blocks
+
+
+def _marked(block: JSON, part: Any, param: str) -> JSON:
+    mark = cache_mark(part, param)
+    if mark is not None:
+        block["cache_control"] = mark
+    return block
 
 
 def image_block(image_url: Any, request: ApiRequest, inline_urls: bool, param: str) -> JSON:

@@ -79,19 +79,22 @@ def anthropic_usage_to_usage(usage: Any, reasoning_chars: int = 0) -> Usage:
                                ("output_tokens",), "input_tokens")
     if counted.estimated:
         return counted
-    return dataclasses.replace(counted, reasoning_tokens=min(counted.completion_tokens, (reasoning_chars + 3) // 4))
+    # Both cache counts are already checked (summed into the prompt tokens above).
+    return dataclasses.replace(counted, reasoning_tokens=min(counted.completion_tokens, (reasoning_chars + 3) // 4),
+                               cached_tokens=_count(usage, "cache_read_input_tokens"),
+                               cache_write_tokens=_count(usage, "cache_creation_input_tokens"))
 
 
-def cached_tokens(usage: Any) -> int:
+def _count(usage: Any, name: str) -> int:
     try:
-        return token_count(usage, "cache_read_input_tokens") if isinstance(usage, Mapping) else 0
+        return token_count(usage, name) if isinstance(usage, Mapping) else 0
     except OutOfRange:
         return 0
 
 
-def usage_to_openai(usage: Usage, cached_tokens: int = 0) -> JSON:
+def usage_to_openai(usage: Usage) -> JSON:
     out = usage.to_openai()
-    out["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
+    out["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
     return out
 
 
@@ -333,7 +336,7 @@ class AnthropicStreamTranslator:
         if not self.state.include_usage or self._usage_sent or usage is None or usage.estimated:
             return []
         self._usage_sent = True
-        return [dumps(self._envelope([]) | {"usage": usage_to_openai(usage, cached_tokens(self._input_usage))})]
+        return [dumps(self._envelope([]) | {"usage": usage_to_openai(usage)})]
 
     def _chunk(self, delta: JSON, finish_reason: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
@@ -386,7 +389,7 @@ def from_anthropic_response(request: ApiRequest, body: bytes) -> tuple[JSON, Usa
         ],
     }
     if not usage.estimated:  # absent or out of range: the router counts, and the answer says nothing false
-        response["usage"] = usage_to_openai(usage, cached_tokens(raw_usage))
+        response["usage"] = usage_to_openai(usage)
     return response, usage
 
 

@@ -14,8 +14,11 @@ What becomes of each OpenAI chat parameter (OpenAI -> Gemini):
   turns of one role are merged; a message's `name` is dropped (Gemini has no speakers).
 - content parts: `text` -> `text`; `image_url` `data:` URI -> `inlineData`; https
   `image_url` -> `inlineData` of the image the router fetched (SSRF-guarded); images
-  other than PNG, JPEG, WebP, HEIC, HEIF (e.g. GIF) -> 400; `detail` -> dropped;
-  `input_audio` -> `inlineData` audio/wav or audio/mp3; other parts -> 400.
+  other than PNG, JPEG, WebP, HEIC, HEIF (e.g. GIF) -> 400; `detail` low/high ->
+  `mediaResolution` (per part on Gemini 3, else `generationConfig.mediaResolution`; see
+  `gemini_content`); `file` (a PDF as base64 `file_data`) -> `inlineData` application/pdf,
+  `file_id` -> 400 (no Files API); `input_audio` -> `inlineData` audio/wav or audio/mp3;
+  other parts -> 400.
 - assistant `tool_calls` -> `functionCall {name, args}` parts (invalid JSON: 400).
 - `tool` messages -> `functionResponse {name, response}` parts, a run of them in one
   user turn, in the order of the calls they answer; the name (and that order) is found
@@ -38,6 +41,10 @@ What becomes of each OpenAI chat parameter (OpenAI -> Gemini):
   it (those models refuse penalties), unless the route table drops it.
 - `tool_choice` auto / none / required / named -> `functionCallingConfig.mode` AUTO /
   NONE / ANY / ANY with `allowedFunctionNames`.
+- `cache_control` marks (Anthropic's) -> dropped: Gemini caches implicitly, and reports
+  the cached tokens (`cachedContentTokenCount`) as `prompt_tokens_details.cached_tokens`.
+- finishReason `MALFORMED_FUNCTION_CALL`, `UNEXPECTED_TOOL_CALL`, `TOO_MANY_TOOL_CALLS`
+  (no usable answer) -> a 502 naming it (see `gemini_stream`).
 - `stream`, `stream_options.include_usage` -> `:streamGenerateContent?alt=sse`; the
   usage chunk is made by the stream translator.
 - `parallel_tool_calls` -> dropped: Gemini decides by itself whether to call several
@@ -85,7 +92,7 @@ from providers.base import (
     malformed_answer,
     turn_key,
 )
-from providers.gemini_content import text_parts, user_parts
+from providers.gemini_content import request_media_resolution, text_parts, user_parts
 from providers.gemini_reasoning import call_state, sign_model_turn, state_of, thinking_config
 from providers.gemini_schema import clean_schema, is_empty_object, tool_choice_to_config, tools_to_declarations
 from providers.gemini_stream import (
@@ -138,7 +145,9 @@ def chat_to_gemini(body: JSON, images: Mapping[str, InlineImage], upstream_model
     opaque state of the request's assistant turns (see `gemini_reasoning`)."""
     _check_parameters(body)
     rules = gemini_rules(upstream_model)
-    system, contents = messages_to_contents(body.get("messages"), images, given or {}, rules.signatures_required)
+    per_part_media = rules.thinking == "level"  # Gemini 3 sets a resolution on each part
+    system, contents = messages_to_contents(body.get("messages"), images, given or {}, rules.signatures_required,
+                                            per_part_media)
     request: JSON = {"contents": contents}
     if system:
         request["systemInstruction"] = {"parts": system}
@@ -151,6 +160,9 @@ def chat_to_gemini(body: JSON, images: Mapping[str, InlineImage], upstream_model
     if tool_config:
         request["toolConfig"] = {"functionCallingConfig": tool_config}
     config = generation_config(body, rules)
+    resolution = None if per_part_media else request_media_resolution(body.get("messages"))
+    if resolution:
+        config["mediaResolution"] = resolution
     if config:
         request["generationConfig"] = config
     return request
@@ -172,7 +184,8 @@ def _check_parameters(body: JSON) -> None:
 
 
 def messages_to_contents(messages: Any, images: Mapping[str, InlineImage], given: Mapping[str, JSON] | None = None,
-                         signatures_required: bool = False) -> tuple[list[JSON], list[JSON]]:
+                         signatures_required: bool = False, per_part_media: bool = False
+                         ) -> tuple[list[JSON], list[JSON]]:
     """(systemInstruction parts, contents). Consecutive turns of one role are merged,
     which also puts every tool result of a run into one user turn, in the order of the
     calls they answer (Gemini pairs same-named calls and responses by position)."""
@@ -200,7 +213,8 @@ def messages_to_contents(messages: Any, images: Mapping[str, InlineImage], given
         if role in ("system", "developer"):
             system.extend(text_parts(message.get("content"), f"{param}.content"))
         elif role == "user":
-            _append_turn(contents, "user", user_parts(message.get("content"), f"{param}.content", images))
+            _append_turn(contents, "user", user_parts(message.get("content"), f"{param}.content", images,
+                                                      per_part_media))
         elif role == "assistant":
             state = state_of(given or {}, turn_key(message))
             parts = _assistant_parts(message, param, calls, state)

@@ -268,12 +268,19 @@ def _load_object(body: bytes) -> JSON:
 
 def _usage(raw: Any) -> Usage:
     usage = usage_or_missing(raw, ("prompt_tokens",), ("completion_tokens",), "prompt_tokens")
-    details = raw.get("completion_tokens_details") if not usage.estimated and isinstance(raw, dict) else None
+    if usage.estimated:
+        return usage
+    reasoning = _detail(raw.get("completion_tokens_details"), "reasoning_tokens")
+    cached = _detail(raw.get("prompt_tokens_details"), "cached_tokens")  # part of prompt_tokens
+    return dataclasses.replace(usage, reasoning_tokens=min(reasoning, usage.completion_tokens),
+                               cached_tokens=min(cached, usage.prompt_tokens))
+
+
+def _detail(details: Any, name: str) -> int:
     try:
-        reasoning = token_count(details, "reasoning_tokens") if isinstance(details, dict) else 0
+        return token_count(details, name) if isinstance(details, dict) else 0
     except OutOfRange:
-        reasoning = 0
-    return dataclasses.replace(usage, reasoning_tokens=min(reasoning, usage.completion_tokens))
+        return 0
 
 
 def _check_numbers(data: JSON) -> None:

@@ -31,7 +31,9 @@ def responses_usage(raw: Any) -> Usage:
     prompt, completion = _count(raw.get("input_tokens")), _count(raw.get("output_tokens"))
     if prompt is None or completion is None:
         return Usage(estimated=True)
-    return Usage(prompt, completion)
+    details = raw.get("input_tokens_details")
+    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
+    return Usage(prompt, completion, cached_tokens=min(cached or 0, prompt))
 
 
 def passthrough_body(source: JSON, upstream_model: str) -> bytes:

@@ -9,7 +9,8 @@ messages, roles that do not alternate, malformed tool or image blocks, a tool_re
 without its tool_use, tool blocks in a request that defines no tools), answers
 deterministically, calls tools when asked about them (two at once when asked about
 two), and streams the real event sequence. With `thinking` on it thinks first, in a block whose
-signature it checks when the block comes back; it counts tokens
+signature it checks when the block comes back; it caches prompt prefixes marked with
+`cache_control` and reports the cache counts (anthropic_cache.py); it counts tokens
 (`/v1/messages/count_tokens`, Vertex's `count-tokens:rawPredict`) and refuses
 `anthropic-beta` features it does not know, as the API does (anthropic_features.py).
 """
@@ -25,6 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from providers.simulators.anthropic_cache import PromptCache
 from providers.simulators.anthropic_checks import VERTEX_VERSION, Rejected, validate_request
 from providers.simulators.anthropic_features import FeatureRejected, check_betas
 from providers.simulators.anthropic_modern import (
@@ -51,11 +53,13 @@ ERROR_TYPE_BY_STATUS = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
     413: "request_too_large", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error",
 }  # fmt: skip
+PROMPT_CACHE = web.AppKey("prompt_cache", PromptCache)
 ERROR_MESSAGES = {429: "Number of request tokens has exceeded your per-minute rate limit", 529: "Overloaded"}
 
 
 def create_app() -> web.Application:
     app = new_state_app()
+    app[PROMPT_CACHE] = PromptCache()
     app.router.add_post("/v1/messages", messages_endpoint)
     app.router.add_post("/v1/messages/count_tokens", count_tokens_endpoint)
     app.router.add_post(
@@ -164,6 +168,7 @@ async def _answer(
     except ModernRejected as rejected:
         return error_response(400, str(rejected))
     message = answer_message(body, vertex_model or body["model"])
+    request.app[PROMPT_CACHE].account(body, message["usage"])
     if body.get("stream"):
         return await _stream(request, state, fault, message)
     if fault is not None and fault.status is not None:

@@ -10,6 +10,7 @@ import binascii
 import re
 from typing import Any
 
+from providers.simulators.anthropic_cache import cache_mark_error
 from providers.simulators.anthropic_features import validate_extra_block
 
 JSON = dict[str, Any]
@@ -64,6 +65,9 @@ def validate_request(body: JSON, vertex: bool) -> None:
     _validate_messages(body.get("messages"))
     if not tool_names and _has_tool_blocks(body["messages"]):
         raise Rejected("Requests which include `tool_use` or `tool_result` blocks must define tools.")
+    cache_error = cache_mark_error(body)
+    if cache_error:
+        raise Rejected(cache_error)
 
 
 def _validate_system(system: Any) -> None:

@@ -12,7 +12,8 @@ with as many responses.
 Answers are deterministic: a text (`reply_text`), or, with tools and a prompt naming a
 tool or mentioning "weather" (or mode ANY), calls to them (one per city when several
 known cities are named); after function responses it answers text; "unsafe" in the
-prompt ends with finishReason SAFETY. With `responseMimeType: application/json` the
+prompt ends with finishReason SAFETY, "malformed call" with tools with
+MALFORMED_FUNCTION_CALL and no content. With `responseMimeType: application/json` the
 text is JSON: an instance of `responseSchema`/`responseJsonSchema`, else an object;
 `candidateCount` candidates. Embeddings have 768 dimensions (or the model's own, given
 to `create_app`), derived from the text. Streams (`alt=sse`) are CRLF-framed like the
@@ -223,6 +224,10 @@ def _plain_answer(payload: JSON, model: str) -> Answer:
         if any(call["name"].lower() in said.lower() for call in calls):
             answer.parts = [{"functionCall": call} for call in calls]
             return answer
+    elif payload.get("tools") and "malformed call" in prompt.lower():
+        # The model's failed function call: no content at all (as recorded by client issues).
+        answer.finish_reason = "MALFORMED_FUNCTION_CALL"
+        return answer
     elif "unsafe" in prompt.lower():
         answer.parts, answer.finish_reason = [{"text": " ".join(reply_text(prompt).split()[:3])}], "SAFETY"
         return answer

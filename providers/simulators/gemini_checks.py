@@ -45,8 +45,11 @@ SCHEMA_TYPES = frozenset({"STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OB
 GENERATION_FIELDS = frozenset({
     "temperature", "topP", "topK", "candidateCount", "maxOutputTokens", "stopSequences", "presencePenalty",
     "frequencyPenalty", "seed", "responseMimeType", "responseSchema", "responseJsonSchema", "responseLogprobs",
-    "logprobs", "responseModalities", "thinkingConfig",
+    "logprobs", "responseModalities", "thinkingConfig", "mediaResolution",
 })  # fmt: skip
+# MediaResolution (ai.google.dev API reference), in generationConfig and, on Gemini 3, a part's `{level}`.
+MEDIA_RESOLUTIONS = frozenset({"MEDIA_RESOLUTION_UNSPECIFIED", "MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM",
+                               "MEDIA_RESOLUTION_HIGH"})
 FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
 RPC_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
               429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL", 503: "UNAVAILABLE",
@@ -145,8 +148,13 @@ def _validate_part(part: Any, where: str) -> None:
         raise invalid(f"Invalid value at '{where}': a Part must be an object.")
     data = [k for k in part if k in PART_DATA]
     for name in part:
-        if name not in PART_DATA and name not in ("thought", "thoughtSignature", "videoMetadata"):
+        if name not in PART_DATA and name not in ("thought", "thoughtSignature", "videoMetadata", "mediaResolution"):
             raise _unknown(name, where)
+    resolution = part.get("mediaResolution")
+    if resolution is not None and (not isinstance(resolution, dict)
+                                   or resolution.get("level") not in MEDIA_RESOLUTIONS):
+        raise invalid(f"Invalid value at '{where}.media_resolution.level' "
+                      "(type.googleapis.com/google.ai.generativelanguage.v1beta.MediaResolution)")
     if len(data) != 1:
         raise invalid(
             f"* GenerateContentRequest.{where}.data: required oneof field 'data' must have one initialized field"
@@ -259,6 +267,9 @@ def _validate_generation_config(config: Any) -> None:
         if name not in GENERATION_FIELDS:
             raise _unknown(name, "generation_config")
     config = config or {}
+    if config.get("mediaResolution", "MEDIA_RESOLUTION_UNSPECIFIED") not in MEDIA_RESOLUTIONS:
+        raise invalid("Invalid value at 'generation_config.media_resolution' "
+                      "(type.googleapis.com/google.ai.generativelanguage.v1beta.MediaResolution)")
     count = config.get("candidateCount", 1)
     if not isinstance(count, int) or not 1 <= count <= 8:
         raise invalid("* GenerateContentRequest.generation_config.candidate_count: must be between 1 and 8.")

@@ -60,6 +60,9 @@ def validate_modern(payload: JSON, model: str) -> None:
                                                for d in t.get("functionDeclarations") or []):
         raise invalid(f"JSON Schema (responseJsonSchema, parametersJsonSchema) is not supported by models/{model}")
     _validate_thinking(config.get("thinkingConfig"), ver, tier)
+    if ver < (3, 0) and any("mediaResolution" in p for c in payload["contents"] for p in c["parts"]):
+        # Per-part media resolution is Gemini 3's ("Media resolution": "Per part (Gemini 3 only)").
+        raise invalid(f"Per-part media resolution is not supported by models/{model}")
     if ver >= (3, 0):
         _validate_signatures(payload["contents"])
 

@@ -156,8 +156,10 @@ def test_audio_part_and_unsupported_part() -> None:
     audio = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
     request = translate(chat({"role": "user", "content": [audio]}))
     assert request["contents"][0]["parts"] == [{"inlineData": {"mimeType": "audio/wav", "data": "UklGRg=="}}]
-    file_part = {"type": "file", "file": {"file_id": "file-1"}}
-    assert rejected(chat({"role": "user", "content": [file_part]})).param == "messages[0].content[0]"
+    file_part = {"type": "file", "file": {"file_id": "file-1"}}  # no Files API to read it from
+    assert rejected(chat({"role": "user", "content": [file_part]})).param == "messages[0].content[0].file.file_id"
+    video = {"type": "video_url", "video_url": {"url": "https://example.com/v.mp4"}}
+    assert rejected(chat({"role": "user", "content": [video]})).param == "messages[0].content[0]"
 
 
 def tool_round_trip() -> list[dict[str, Any]]:

@@ -152,7 +152,7 @@ def test_parallel_calls_get_ordinal_indexes_and_distinct_ids() -> None:
     ("gemini", "openai"),
     [("MAX_TOKENS", "length"), ("SAFETY", "content_filter"), ("RECITATION", "content_filter"),
      ("PROHIBITED_CONTENT", "content_filter"), ("SPII", "content_filter"), ("BLOCKLIST", "content_filter"),
-     ("IMAGE_SAFETY", "content_filter"), ("OTHER", "stop"), ("MALFORMED_FUNCTION_CALL", "stop")],
+     ("IMAGE_SAFETY", "content_filter"), ("OTHER", "stop")],
 )  # fmt: skip
 def test_finish_reasons(gemini: str, openai: str) -> None:
     translator = new_translator()
